@@ -1,0 +1,205 @@
+"""BIDS input queries and BIDS-Derivatives naming, metadata and atomic writes.
+
+All knowledge of file names lives here: inputs are found with pybids queries, outputs are named
+from BIDS entities with :func:`derivative_path`, never from hand-built strings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bids.layout import BIDSFile, BIDSLayout
+from bids.layout.writing import build_path
+
+from msxai_bids import __version__
+from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError
+
+LOGGER = logging.getLogger("msxai.bids")
+
+CODE_URL = "https://github.com/msxai/msxai"
+BIDS_VERSION = "1.10.0"
+
+#: One pattern for every file msxai writes; entity order follows the BIDS specification
+#: (``from``/``to``/``mode`` for transforms, ``atlas``/``stat`` as in BEP038/BEP041).
+DERIVATIVE_PATTERN = (
+    "sub-{subject}[/ses-{session}]/{datatype<anat|figures>|anat}/sub-{subject}[_ses-{session}]"
+    "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_run-{run}]"
+    "[_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_atlas-{atlas}]"
+    "[_label-{label}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}"
+)
+
+#: Entities of a source file that carry over to the derivatives made from it.
+SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstruction", "run")
+
+#: Non-standard files in the output dataset, hidden from BIDS validators.
+BIDSIGNORE = ("logs/", "figures/", "*.html", "*_xfm.txt", "*_statmap.tsv", "*_qc.json",
+              "*_predictions.tsv", "models/", "group/")
+
+
+def validator_executable() -> str:
+    """Path of ``bids-validator-deno``, preferring the one installed beside this Python."""
+    beside = Path(sys.executable).with_name("bids-validator-deno")
+    found = str(beside) if beside.exists() else shutil.which("bids-validator-deno")
+    if found is None:
+        raise FileNotFoundError(
+            "bids-validator-deno is not installed; install it or pass --skip-bids-validation"
+        )
+    return found
+
+
+def validate_dataset(bids_dir: Path) -> None:
+    """Run bids-validator-deno offline and raise :class:`BidsInvalidError` on any error.
+
+    Warnings are logged, not fatal: fMRIPrep and MRIQC behave the same way.
+    """
+    cmd = [validator_executable(), str(bids_dir), "--format", "json", "--ignoreNiftiHeaders"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        issues = json.loads(proc.stdout)["issues"]["issues"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise BidsInvalidError(
+            f"bids-validator-deno failed on {bids_dir}: {proc.stderr.strip()[:500]}"
+        ) from err
+    errors = [i for i in issues if i.get("severity") == "error"]
+    LOGGER.info("BIDS validation of %s: %d errors, %d warnings", bids_dir, len(errors),
+                len(issues) - len(errors))
+    if errors:
+        shown = "; ".join(f"{e['code']} at {e.get('location', '?')}" for e in errors[:5])
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise BidsInvalidError(f"{bids_dir} is not valid BIDS: {shown}{more}")
+
+
+def load_layout(bids_dir: Path, output_dir: Path) -> BIDSLayout:
+    """Index the raw dataset plus the derivative datasets under ``bids_dir/derivatives``.
+
+    The output dataset itself is left out even when it lies inside ``derivatives/``.
+    """
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise NoInputError(f"{bids_dir} is not a BIDS dataset: dataset_description.json missing")
+    derivatives = [
+        p for p in sorted((bids_dir / "derivatives").glob("*"))
+        if (p / "dataset_description.json").is_file() and p.resolve() != output_dir.resolve()
+    ]
+    return BIDSLayout(bids_dir, validate=False, derivatives=derivatives or False)
+
+
+def collect_flairs(
+    layout: BIDSLayout,
+    participant_label: Iterable[str] = (),
+    session_label: Iterable[str] = (),
+    bids_filters: Mapping[str, Any] | None = None,
+) -> list[BIDSFile]:
+    """Return the raw FLAIR images selected by labels and filters, sorted by path.
+
+    Raises :class:`NoInputError` when the dataset has no FLAIR at all and
+    :class:`NothingSelectedError` when labels or filters select nothing.
+    """
+    base = {"datatype": "anat", "suffix": "FLAIR", "extension": [".nii", ".nii.gz"]}
+    if not layout.get(scope="raw", **base):
+        raise NoInputError(f"{layout.root} holds no anatomical FLAIR images (anat/*_FLAIR.nii*)")
+    subjects = set(layout.get_subjects(scope="raw"))
+    missing = sorted(set(participant_label) - subjects)
+    if missing:
+        raise NothingSelectedError(
+            f"participant label(s) not found in {layout.root}: {', '.join(missing)}"
+        )
+    query = {**base, **(bids_filters or {}).get("flair", {})}
+    if participant_label:
+        query["subject"] = list(participant_label)
+    if session_label:
+        query["session"] = list(session_label)
+    files = sorted(layout.get(scope="raw", **query), key=lambda f: f.path)
+    if not files:
+        raise NothingSelectedError(f"the labels/filters selected no FLAIR in {layout.root}: {query}")
+    return files
+
+
+def find_lesion_mask(layout: BIDSLayout, flair: BIDSFile) -> str | None:
+    """Path of the lesion mask drawn on ``flair`` in a derivative dataset, if there is one.
+
+    Masks are ``..._label-lesion_mask.nii.gz`` in the FLAIR's own space (no ``space-``
+    entity, or ``space-orig``), with the FLAIR's subject/session/acquisition/run entities.
+    """
+    entities = source_entities(flair)
+    candidates = layout.get(
+        scope="derivatives", suffix="mask", label="lesion", extension=[".nii", ".nii.gz"],
+        **{k: v for k, v in entities.items() if k in ("subject", "session", "run")},
+    )
+    native = [f for f in candidates if f.entities.get("space", "orig") == "orig"]
+    if len(native) > 1:
+        LOGGER.warning("several lesion masks match %s; using %s", flair.path, native[0].path)
+    return native[0].path if native else None
+
+
+def source_entities(bids_file: BIDSFile) -> dict[str, Any]:
+    """The entities of a source file that name its derivatives."""
+    return {k: v for k, v in bids_file.get_entities().items() if k in SOURCE_ENTITIES}
+
+
+def derivative_path(output_dir: Path, entities: Mapping[str, Any]) -> Path:
+    """Path of a derivative file named by BIDS entities (``suffix`` and ``extension`` required)."""
+    relative = build_path(dict(entities), [DERIVATIVE_PATTERN], strict=False)
+    if relative is None:
+        raise ValueError(f"cannot name a derivative from entities {dict(entities)}")
+    return output_dir / relative
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Create ``path`` through ``write(tmp_path)`` and a rename, so it never exists half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Atomically write a JSON file with sorted, indented keys."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def running_container() -> str | None:
+    """``apptainer``/``singularity`` or ``docker`` when running inside the msxai image, else None.
+
+    Apptainer sets ``APPTAINER_CONTAINER`` (Singularity ``SINGULARITY_CONTAINER``); the Docker
+    image sets ``MSXAI_CONTAINER=docker`` itself.
+    """
+    if os.environ.get("APPTAINER_CONTAINER"):
+        return "apptainer"
+    if os.environ.get("SINGULARITY_CONTAINER"):
+        return "singularity"
+    return os.environ.get("MSXAI_CONTAINER") or None
+
+
+def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
+    """Write the derivative ``dataset_description.json`` and ``.bidsignore`` of ``output_dir``."""
+    generated_by: dict[str, Any] = {"Name": "msxai", "Version": __version__, "CodeURL": CODE_URL}
+    container = running_container()
+    if container:
+        generated_by["Container"] = {"Type": container, "Tag": f"msxai/msxai:{__version__}"}
+    description = {
+        "Name": "msxai: FLAIR preprocessing, MS classification and LRP relevance maps",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated_by],
+        "SourceDatasets": [{"URL": bids_dir.resolve().as_uri()}],
+        "DatasetLinks": {"raw": bids_dir.resolve().as_uri()},
+    }
+    write_json(output_dir / "dataset_description.json", description)
+    ignore = "\n".join(BIDSIGNORE) + "\n"
+    return atomic_write(output_dir / ".bidsignore", lambda tmp: tmp.write_text(ignore))

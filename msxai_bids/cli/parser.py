@@ -1,0 +1,114 @@
+"""Declarative argument parser of the ``msxai`` BIDS App (BIDS-Apps conventions, fMRIPrep habits).
+
+Destinations equal :class:`msxai_bids.config.Config` field names. Usage errors exit with 64,
+not argparse's 2 (BIDS Apps 2.0 recommendation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from msxai_bids import __version__
+from msxai_bids.errors import UsageError
+
+ANALYSIS_LEVELS = ("participant", "group")
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors exit with 64."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
+
+
+def _strip_prefix(prefix: str):
+    """Return a ``type=`` callable that accepts labels with or without ``prefix``."""
+
+    def parse(value: str) -> str:
+        label = value.removeprefix(prefix)
+        if not label or not label.isalnum():
+            raise argparse.ArgumentTypeError(f"{value!r} is not a valid BIDS label (letters/digits)")
+        return label
+
+    return parse
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
+    return number
+
+
+def _filter_file(value: str) -> dict[str, Any]:
+    """Read a ``--bids-filter-file``: JSON mapping query names (``flair``) to pybids filters."""
+    path = Path(value)
+    try:
+        filters = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise argparse.ArgumentTypeError(f"cannot read BIDS filter file {path}: {err}") from err
+    if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
+        raise argparse.ArgumentTypeError(
+            f"{path}: expected a JSON object like {{\"flair\": {{\"acquisition\": \"3D\"}}}}"
+        )
+    return filters
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full ``msxai`` parser."""
+    parser = _Parser(
+        prog="msxai",
+        description="msxai: transparent MS diagnosis from FLAIR MRI (CNN + LRP) as a BIDS App.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
+    parser.add_argument("output_dir", type=Path, help="where BIDS-Derivatives are written")
+    parser.add_argument(
+        "analysis_level", metavar="{participant,group}", help="processing stage to run"
+    )
+    parser.add_argument("--version", action="version", version=f"msxai {__version__}")
+
+    sel = parser.add_argument_group("selecting data")
+    sel.add_argument(
+        "--participant-label", "--participant_label", dest="participant_label", nargs="+",
+        type=_strip_prefix("sub-"), metavar="LABEL", help="participants to process (sub- optional)",
+    )
+    sel.add_argument(
+        "--session-label", "--session_label", dest="session_label", nargs="+",
+        type=_strip_prefix("ses-"), metavar="LABEL", help="sessions to process (ses- optional)",
+    )
+    sel.add_argument(
+        "--bids-filter-file", dest="bids_filters", type=_filter_file, metavar="FILE",
+        help='JSON of pybids filters per query, e.g. {"flair": {"acquisition": "3D"}}',
+    )
+    sel.add_argument(
+        "--skip-bids-validation", "--skip_bids_validation", dest="skip_bids_validation",
+        action="store_true", help="do not run bids-validator-deno on the input",
+    )
+
+    perf = parser.add_argument_group("performance and resources")
+    perf.add_argument("-w", "--work-dir", dest="work_dir", type=Path, metavar="DIR",
+                      help="intermediate results; reruns reuse finished steps (default: ./work)")
+    perf.add_argument("--nprocs", "--n-cpus", dest="nprocs", type=_positive_int,
+                      default=os.cpu_count() or 1, help="parallel processes")
+    perf.add_argument("--omp-nthreads", dest="omp_nthreads", type=_positive_int, default=None,
+                      help="threads per process (default: min(nprocs, 8))")
+    perf.add_argument("--mem-gb", dest="mem_gb", type=float, help="memory limit for scheduling")
+    perf.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                      help="where the CNN runs")
+    perf.add_argument("--seed", type=int, default=0, help="random seed; fixes results on CPU")
+
+    pre = parser.add_argument_group("preprocessing")
+    pre.add_argument("--lesion-fill", dest="lesion_fill", action="store_true",
+                     help="also write lesion-filled FLAIR (needs lesion masks)")
+
+    other = parser.add_argument_group("other")
+    other.add_argument("-v", "--verbose", dest="verbose", action="count", default=0,
+                       help="more log output (repeatable)")
+    return parser

@@ -1,0 +1,88 @@
+"""Entry point of the ``msxai`` command: parse, check the BIDS-App rules, dispatch, map exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from msxai_bids import __version__
+from msxai_bids.cli.parser import ANALYSIS_LEVELS, build_parser
+from msxai_bids.config import Config
+from msxai_bids.errors import MsxaiError, NoInputError, UnknownLevelError, UsageError
+
+LOGGER = logging.getLogger("msxai")
+
+
+def make_config(argv: Sequence[str] | None = None) -> Config:
+    """Parse ``argv`` and check the rules a BIDS App enforces before touching any file.
+
+    Raises the :mod:`msxai_bids.errors` matching each broken rule; argparse itself exits with 64
+    on malformed options and 0 on ``--help``/``--version``.
+    """
+    args = build_parser().parse_args(argv)
+    if args.analysis_level not in ANALYSIS_LEVELS:
+        raise UnknownLevelError(
+            f"unknown analysis level {args.analysis_level!r}; choose one of {', '.join(ANALYSIS_LEVELS)}"
+        )
+    args.bids_dir = args.bids_dir.absolute()
+    args.output_dir = args.output_dir.absolute()
+    args.work_dir = (args.work_dir or Path("work")).absolute()
+    args.omp_nthreads = args.omp_nthreads or min(args.nprocs, 8)
+    for name in ("participant_label", "session_label"):
+        setattr(args, name, tuple(getattr(args, name) or ()))
+    if not args.bids_dir.is_dir():
+        raise NoInputError(f"BIDS directory {args.bids_dir} does not exist")
+    if args.output_dir.resolve() == args.bids_dir.resolve():
+        raise UsageError("the output directory must differ from the BIDS directory")
+    if args.work_dir.resolve().is_relative_to(args.bids_dir.resolve()):
+        raise UsageError(f"the work directory {args.work_dir} must not lie inside the BIDS directory")
+    return Config.from_namespace(args)
+
+
+def setup_logging(config: Config) -> Path:
+    """Log to the console (INFO, DEBUG with -v) and to ``OUTPUT_DIR/logs/msxai-<run_id>.log``."""
+    log_file = config.output_dir / "logs" / f"msxai-{config.run_id}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s | %(message)s", "%H:%M:%S")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if config.verbose else logging.INFO)
+    to_file = logging.FileHandler(log_file)
+    to_file.setLevel(logging.DEBUG)
+    root = logging.getLogger("msxai")
+    root.setLevel(logging.DEBUG)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    for handler in (console, to_file):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    return log_file
+
+
+def run(config: Config) -> int:
+    """Run the selected analysis level; return the process exit code."""
+    from msxai_bids.workflows.base import run_group, run_participant
+
+    log_file = setup_logging(config)
+    LOGGER.info("msxai %s, run %s; log at %s", __version__, config.run_id, log_file)
+    config.save(config.output_dir / "logs" / f"config-{config.run_id}.json")
+    if config.analysis_level == "participant":
+        return run_participant(config)
+    return run_group(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code instead of raising."""
+    try:
+        return run(make_config(argv))
+    except MsxaiError as err:
+        LOGGER.error("%s", err)
+        if not LOGGER.handlers:
+            print(f"msxai: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""One frozen settings object, built by the command line and passed down explicitly.
+
+Adding an option means one field here and one argument in :mod:`msxai_bids.cli.parser`; the
+parser's destination names equal the field names, so nothing else needs to know about it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from msxai_bids import __version__
+
+
+def _new_run_id() -> str:
+    """Timestamp plus a short random suffix, like fMRIPrep's run identifiers."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of one ``msxai`` run.
+
+    Paths are absolute. Label tuples hold bare labels (no ``sub-``/``ses-`` prefix).
+    """
+
+    bids_dir: Path
+    output_dir: Path
+    analysis_level: str
+    participant_label: tuple[str, ...] = ()
+    session_label: tuple[str, ...] = ()
+    bids_filters: dict[str, Any] = field(default_factory=dict)
+    skip_bids_validation: bool = False
+    work_dir: Path = Path("work").absolute()
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem_gb: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    verbose: int = 0
+    lesion_fill: bool = False
+    run_id: str = field(default_factory=_new_run_id)
+
+    @classmethod
+    def from_namespace(cls, namespace: object) -> Config:
+        """Build from an ``argparse.Namespace`` whose destinations are this class's field names."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in vars(namespace).items() if k in names and v is not None}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view, with paths as strings and the msxai version added."""
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return {"msxai_version": __version__, **data}
+
+    def save(self, path: Path) -> Path:
+        """Write the settings as JSON next to the outputs, for provenance."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=list) + "\n")
+        return path

@@ -1,0 +1,116 @@
+"""Top-level orchestration: one Nipype graph per run, a sub-workflow per selected FLAIR.
+
+This is the only module that reads :class:`~msxai_bids.config.Config`; the sub-workflows it
+builds take explicit keyword arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from bids.layout import BIDSFile, BIDSLayout
+from nipype.pipeline import engine as pe
+
+from msxai_bids import bids
+from msxai_bids.config import Config
+from msxai_bids.errors import MsxaiError
+from msxai_bids.workflows.outputs import init_ds_preproc_wf
+from msxai_bids.workflows.preprocessing import init_preproc_wf
+
+LOGGER = logging.getLogger("msxai.workflow")
+
+
+def flair_workflow_name(flair: BIDSFile) -> str:
+    """A Nipype-safe, unique name from the FLAIR's entities, e.g. ``sub_01_ses_a_run_1_wf``."""
+    entities = bids.source_entities(flair)
+    parts = [f"{key[:3]}_{value}" for key, value in entities.items()]
+    return re.sub(r"\W", "_", "_".join(parts)) + "_wf"
+
+
+def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -> pe.Workflow:
+    """Preprocess one FLAIR and store its derivatives."""
+    workflow = pe.Workflow(name=flair_workflow_name(flair))
+    has_mask = lesion_mask is not None
+    preproc_wf = init_preproc_wf(
+        omp_nthreads=config.omp_nthreads,
+        lesion_fill=config.lesion_fill and has_mask,
+        has_lesion_mask=has_mask,
+    )
+    preproc_wf.inputs.inputnode.flair = flair.path
+    if has_mask:
+        preproc_wf.inputs.inputnode.lesion_mask = lesion_mask
+    ds_wf = init_ds_preproc_wf(
+        output_dir=config.output_dir, source_file=flair.path,
+        has_lesion_mask=has_mask, lesion_fill=config.lesion_fill and has_mask,
+    )
+    fields = ds_wf.get_node("inputnode").inputs.copyable_trait_names()
+    workflow.connect([
+        (preproc_wf, ds_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields]),
+    ])
+    return workflow
+
+
+def init_participant_wf(*, config: Config, layout: BIDSLayout, flairs: list[BIDSFile]) -> pe.Workflow:
+    """One sub-workflow per FLAIR, independent so that one failure does not stop the others."""
+    workflow = pe.Workflow(name="msxai_participant_wf", base_dir=str(config.work_dir))
+    for flair in flairs:
+        mask = bids.find_lesion_mask(layout, flair)
+        LOGGER.info("FLAIR %s; lesion mask: %s", flair.relpath, mask or "none")
+        if config.lesion_fill and mask is None:
+            LOGGER.warning("--lesion-fill: no lesion mask for %s, not filled", flair.relpath)
+        workflow.add_nodes([init_flair_wf(config=config, flair=flair, lesion_mask=mask)])
+    return workflow
+
+
+def execute(workflow: pe.Workflow, config: Config) -> list[Path]:
+    """Run ``workflow`` with MultiProc; return the crash files it left (empty when all went well)."""
+    crash_dir = config.output_dir / "logs"
+    workflow.config["execution"].update({
+        "crashdump_dir": str(crash_dir), "crashfile_format": "txt",
+        "stop_on_first_crash": False, "remove_unnecessary_outputs": False,
+    })
+    before = set(crash_dir.glob("crash-*.txt"))
+    args = {"n_procs": config.nprocs, "raise_insufficient": False}
+    if config.mem_gb:
+        args["memory_gb"] = config.mem_gb
+    try:
+        workflow.run(plugin="MultiProc", plugin_args=args)
+    except RuntimeError as err:
+        LOGGER.debug("Nipype reported: %s", err)
+    return sorted(set(crash_dir.glob("crash-*.txt")) - before)
+
+
+def report_failures(crash_files: list[Path]) -> int:
+    """Log which inputs failed and why; 0 when none did, else 1."""
+    for crash in crash_files:
+        text = crash.read_text(errors="replace").strip().splitlines()
+        reason = next((line for line in reversed(text) if line.strip()), "unknown error")
+        LOGGER.error("failed: %s — %s (details: %s)", crash.name.split("-", 3)[-1], reason, crash)
+    if crash_files:
+        LOGGER.error("%d step(s) failed; the other participants were processed", len(crash_files))
+    return 1 if crash_files else 0
+
+
+def prepare_layout(config: Config) -> BIDSLayout:
+    """Validate (unless skipped) and index the input dataset."""
+    if not config.skip_bids_validation:
+        bids.validate_dataset(config.bids_dir)
+    return bids.load_layout(config.bids_dir, config.output_dir)
+
+
+def run_participant(config: Config) -> int:
+    """Participant level: preprocess every selected FLAIR; exit code 1 if any failed."""
+    layout = prepare_layout(config)
+    flairs = bids.collect_flairs(layout, config.participant_label, config.session_label,
+                                 config.bids_filters)
+    LOGGER.info("%d FLAIR image(s) selected", len(flairs))
+    bids.write_dataset_description(config.output_dir, config.bids_dir)
+    workflow = init_participant_wf(config=config, layout=layout, flairs=flairs)
+    return report_failures(execute(workflow, config))
+
+
+def run_group(config: Config) -> int:
+    """Group level: not part of this release yet."""
+    raise MsxaiError("the group level is not available in msxai yet; run the participant level")

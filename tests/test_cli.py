@@ -1,0 +1,118 @@
+"""Command line: BIDS-App rules and exit codes (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msxai_bids import __version__
+from msxai_bids.cli.run import main, make_config
+
+
+def test_version_prints_and_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"msxai {__version__}"
+
+
+def test_console_script_is_installed():
+    proc = subprocess.run([Path(sys.executable).with_name("msxai"), "--version"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_unknown_level_exits_17(tiny_bids, tmp_path, capsys):
+    assert main([str(tiny_bids), str(tmp_path / "out"), "nonsense"]) == 17
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nonsense" in err[0]
+
+
+def test_missing_bids_dir_exits_66(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "out"), "participant"]) == 66
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_option_exits_64(tiny_bids, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main([str(tiny_bids), str(tmp_path / "out"), "participant", "--no-such-option"])
+    assert exc.value.code == 64
+
+
+def test_bad_participant_label_exits_64(tiny_bids, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main([str(tiny_bids), str(tmp_path / "out"), "participant", "--participant-label", "a/b"])
+    assert exc.value.code == 64
+
+
+def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([str(tiny_bids), str(out), "participant", "--participant-label", "sub-99",
+                 "-w", str(tmp_path / "work")])
+    assert code == 18
+    assert "99" in capsys.readouterr().err
+    assert not (out / "dataset_description.json").exists()
+
+
+def test_filters_selecting_nothing_exit_18(tiny_bids, tmp_path):
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"flair": {"acquisition": "nothere"}}))
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "--bids-filter-file", str(filters), "-w", str(tmp_path / "work")])
+    assert code == 18
+
+
+def test_malformed_filter_file_exits_64(tiny_bids, tmp_path):
+    filters = tmp_path / "filters.json"
+    filters.write_text("[1, 2]")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tiny_bids), str(tmp_path / "out"), "participant", "--bids-filter-file",
+              str(filters)])
+    assert exc.value.code == 64
+
+
+def test_output_equal_to_input_exits_64(tiny_bids):
+    assert main([str(tiny_bids), str(tiny_bids), "participant"]) == 64
+
+
+def test_work_dir_inside_bids_exits_64(tiny_bids, tmp_path):
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "-w",
+                 str(tiny_bids / "work")])
+    assert code == 64
+
+
+def test_invalid_bids_exits_16(tiny_bids, tmp_path, capsys):
+    (tiny_bids / "sub-01" / "anat" / "sub-01_whatever.nii.gz").write_bytes(b"junk")
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "-w",
+                 str(tmp_path / "work")])
+    assert code == 16
+    assert "not valid BIDS" in capsys.readouterr().err
+
+
+def test_dataset_without_flair_exits_66(tiny_bids, tmp_path):
+    for flair in tiny_bids.rglob("*_FLAIR.*"):
+        flair.rename(flair.with_name(flair.name.replace("FLAIR", "T2w")))
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "-w", str(tmp_path / "work")])
+    assert code == 66
+
+
+def test_config_strips_prefixes_and_accepts_both_spellings(tiny_bids, tmp_path):
+    args = [str(tiny_bids), str(tmp_path / "out"), "participant"]
+    dash = make_config([*args, "--participant-label", "sub-01", "02", "--session-label", "ses-a"])
+    underscore = make_config([*args, "--participant_label", "01", "sub-02",
+                              "--session_label", "a"])
+    assert dash.participant_label == underscore.participant_label == ("01", "02")
+    assert dash.session_label == ("a",)
+    assert dash.omp_nthreads == min(dash.nprocs, 8)
+
+
+def test_config_round_trips_to_json(tiny_bids, tmp_path):
+    config = make_config([str(tiny_bids), str(tmp_path / "out"), "participant", "--seed", "7"])
+    saved = json.loads(config.save(tmp_path / "config.json").read_text())
+    assert saved["seed"] == 7 and saved["bids_dir"] == str(tiny_bids)
+    assert saved["msxai_version"] == __version__
