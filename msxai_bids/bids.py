@@ -41,8 +41,17 @@ DERIVATIVE_PATTERN = (
 SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstruction", "run")
 
 #: Non-standard files in the output dataset, hidden from BIDS validators.
-BIDSIGNORE = ("logs/", "figures/", "*.html", "*_xfm.txt", "*_statmap.tsv", "*_qc.json",
-              "*_predictions.tsv", "models/", "group/")
+BIDSIGNORE = (
+    "logs/",
+    "figures/",
+    "*.html",
+    "*_xfm.txt",
+    "*_statmap.tsv",
+    "*_qc.json",
+    "*_predictions.tsv",
+    "models/",
+    "group/",
+)
 
 
 def validator_executable() -> str:
@@ -70,8 +79,12 @@ def validate_dataset(bids_dir: Path) -> None:
             f"bids-validator-deno failed on {bids_dir}: {proc.stderr.strip()[:500]}"
         ) from err
     errors = [i for i in issues if i.get("severity") == "error"]
-    LOGGER.info("BIDS validation of %s: %d errors, %d warnings", bids_dir, len(errors),
-                len(issues) - len(errors))
+    LOGGER.info(
+        "BIDS validation of %s: %d errors, %d warnings",
+        bids_dir,
+        len(errors),
+        len(issues) - len(errors),
+    )
     if errors:
         shown = "; ".join(f"{e['code']} at {e.get('location', '?')}" for e in errors[:5])
         more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -86,7 +99,8 @@ def load_layout(bids_dir: Path, output_dir: Path) -> BIDSLayout:
     if not (bids_dir / "dataset_description.json").is_file():
         raise NoInputError(f"{bids_dir} is not a BIDS dataset: dataset_description.json missing")
     derivatives = [
-        p for p in sorted((bids_dir / "derivatives").glob("*"))
+        p
+        for p in sorted((bids_dir / "derivatives").glob("*"))
         if (p / "dataset_description.json").is_file() and p.resolve() != output_dir.resolve()
     ]
     return BIDSLayout(bids_dir, validate=False, derivatives=derivatives or False)
@@ -119,7 +133,9 @@ def collect_flairs(
         query["session"] = list(session_label)
     files = sorted(layout.get(scope="raw", **query), key=lambda f: f.path)
     if not files:
-        raise NothingSelectedError(f"the labels/filters selected no FLAIR in {layout.root}: {query}")
+        raise NothingSelectedError(
+            f"the labels/filters selected no FLAIR in {layout.root}: {query}"
+        )
     return files
 
 
@@ -131,7 +147,10 @@ def find_lesion_mask(layout: BIDSLayout, flair: BIDSFile) -> str | None:
     """
     entities = source_entities(flair)
     candidates = layout.get(
-        scope="derivatives", suffix="mask", label="lesion", extension=[".nii", ".nii.gz"],
+        scope="derivatives",
+        suffix="mask",
+        label="lesion",
+        extension=[".nii", ".nii.gz"],
         **{k: v for k, v in entities.items() if k in ("subject", "session", "run")},
     )
     native = [f for f in candidates if f.entities.get("space", "orig") == "orig"]

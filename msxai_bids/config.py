@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from msxai_bids import __version__
 
 def _new_run_id() -> str:
     """Timestamp plus a short random suffix, like fMRIPrep's run identifiers."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}_{uuid.uuid4().hex[:8]}"
 
 
@@ -36,7 +36,7 @@ class Config:
     session_label: tuple[str, ...] = ()
     bids_filters: dict[str, Any] = field(default_factory=dict)
     skip_bids_validation: bool = False
-    work_dir: Path = Path("work").absolute()
+    work_dir: Path = field(default_factory=lambda: Path("work").absolute())
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_gb: float | None = None

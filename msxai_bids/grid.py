@@ -49,7 +49,8 @@ class Grid:
         """Human-readable text for the ``Resolution`` field of derivative sidecars."""
         nx, ny, nz = self.shape
         return (
-            f"{nx}x{ny}x{nz} voxels of {self.voxel_mm:g} mm in {self.template}: TemplateFlow res-02 "
+            f"{nx}x{ny}x{nz} voxels of {self.voxel_mm:g} mm in {self.template}: "
+            f"TemplateFlow res-02 "
             f"(97x115x97) without its last voxel along each axis; first voxel centre at "
             f"{tuple(float(v) for v in self.origin_mm)} mm (RAS)."
         )

@@ -26,13 +26,22 @@ def write_minimal_bids(root: Path, subjects: dict[str, list[str | None]]) -> Pat
             anat = root / f"sub-{label}" / (f"ses-{session}" if session else "") / "anat"
             anat.mkdir(parents=True, exist_ok=True)
             data = rng.random((12, 14, 10)).astype(np.float32)
-            nb.save(nb.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])),
-                    anat / f"sub-{label}{ses}_FLAIR.nii.gz")
+            nb.save(
+                nb.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])),
+                anat / f"sub-{label}{ses}_FLAIR.nii.gz",
+            )
             (anat / f"sub-{label}{ses}_FLAIR.json").write_text('{"EchoTime": 0.1}')
     (root / "participants.tsv").write_text("\n".join(rows) + "\n")
-    (root / "participants.json").write_text(json.dumps(
-        {"diagnosis": {"Description": "diagnosis", "Levels": {"MS": "patient", "HC": "control"}}}
-    ))
+    (root / "participants.json").write_text(
+        json.dumps(
+            {
+                "diagnosis": {
+                    "Description": "diagnosis",
+                    "Levels": {"MS": "patient", "HC": "control"},
+                }
+            }
+        )
+    )
     return root
 
 

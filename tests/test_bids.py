@@ -27,31 +27,78 @@ def test_lesion_mask_found_in_derivative_dataset(tiny_bids, tmp_path):
     deriv = tiny_bids / "derivatives" / "lesions"
     anat = deriv / "sub-01" / "anat"
     anat.mkdir(parents=True)
-    (deriv / "dataset_description.json").write_text(json.dumps({
-        "Name": "lesions", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "manual"}]}))
-    nb.save(nb.Nifti1Image(np.zeros((12, 14, 10), np.uint8), np.eye(4)),
-            anat / "sub-01_label-lesion_mask.nii.gz")
+    (deriv / "dataset_description.json").write_text(
+        json.dumps(
+            {
+                "Name": "lesions",
+                "BIDSVersion": "1.10.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "manual"}],
+            }
+        )
+    )
+    nb.save(
+        nb.Nifti1Image(np.zeros((12, 14, 10), np.uint8), np.eye(4)),
+        anat / "sub-01_label-lesion_mask.nii.gz",
+    )
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
     flair_01, flair_02a, _ = bids.collect_flairs(layout)
     assert bids.find_lesion_mask(layout, flair_01).endswith("sub-01_label-lesion_mask.nii.gz")
     assert bids.find_lesion_mask(layout, flair_02a) is None
 
 
-@pytest.mark.parametrize(("entities", "expected"), [
-    ({"subject": "01", "space": "MNI152NLin2009cAsym", "res": "cnn2mm", "desc": "preproc",
-      "suffix": "FLAIR", "extension": ".nii.gz"},
-     "sub-01/anat/sub-01_space-MNI152NLin2009cAsym_res-cnn2mm_desc-preproc_FLAIR.nii.gz"),
-    ({"subject": "01", "session": "a", "run": 2, "from": "FLAIR", "to": "MNI152NLin2009cAsym",
-      "mode": "image", "suffix": "xfm", "extension": ".txt"},
-     "sub-01/ses-a/anat/sub-01_ses-a_run-2_from-FLAIR_to-MNI152NLin2009cAsym_mode-image_xfm.txt"),
-    ({"subject": "01", "space": "MNI152NLin2009cAsym", "atlas": "JHU", "stat": "relevance",
-      "desc": "lrpepsilon", "suffix": "statmap", "extension": ".tsv"},
-     "sub-01/anat/sub-01_space-MNI152NLin2009cAsym_atlas-JHU_stat-relevance_desc-lrpepsilon"
-     "_statmap.tsv"),
-    ({"subject": "01", "datatype": "figures", "desc": "registration", "suffix": "FLAIR",
-      "extension": ".png"}, "sub-01/figures/sub-01_desc-registration_FLAIR.png"),
-])
+@pytest.mark.parametrize(
+    ("entities", "expected"),
+    [
+        (
+            {
+                "subject": "01",
+                "space": "MNI152NLin2009cAsym",
+                "res": "cnn2mm",
+                "desc": "preproc",
+                "suffix": "FLAIR",
+                "extension": ".nii.gz",
+            },
+            "sub-01/anat/sub-01_space-MNI152NLin2009cAsym_res-cnn2mm_desc-preproc_FLAIR.nii.gz",
+        ),
+        (
+            {
+                "subject": "01",
+                "session": "a",
+                "run": 2,
+                "from": "FLAIR",
+                "to": "MNI152NLin2009cAsym",
+                "mode": "image",
+                "suffix": "xfm",
+                "extension": ".txt",
+            },
+            "sub-01/ses-a/anat/sub-01_ses-a_run-2_from-FLAIR_to-MNI152NLin2009cAsym_mode-image_xfm.txt",
+        ),
+        (
+            {
+                "subject": "01",
+                "space": "MNI152NLin2009cAsym",
+                "atlas": "JHU",
+                "stat": "relevance",
+                "desc": "lrpepsilon",
+                "suffix": "statmap",
+                "extension": ".tsv",
+            },
+            "sub-01/anat/sub-01_space-MNI152NLin2009cAsym_atlas-JHU_stat-relevance_desc-lrpepsilon"
+            "_statmap.tsv",
+        ),
+        (
+            {
+                "subject": "01",
+                "datatype": "figures",
+                "desc": "registration",
+                "suffix": "FLAIR",
+                "extension": ".png",
+            },
+            "sub-01/figures/sub-01_desc-registration_FLAIR.png",
+        ),
+    ],
+)
 def test_derivative_names(entities, expected, tmp_path):
     assert bids.derivative_path(tmp_path, entities) == tmp_path / expected
 
@@ -68,18 +115,23 @@ def test_dataset_description_is_a_derivative(tmp_path, tiny_bids):
 def test_sink_names_file_from_source_and_writes_sidecar(tiny_bids, tmp_path):
     source = tiny_bids / "sub-02" / "ses-a" / "anat" / "sub-02_ses-a_FLAIR.nii.gz"
     sink = DerivativesDataSink(
-        base_directory=str(tmp_path / "out"), source_file=str(source), in_file=str(source),
+        base_directory=str(tmp_path / "out"),
+        source_file=str(source),
+        in_file=str(source),
         entities={"space": "MNI152NLin2009cAsym", "desc": "preproc", "suffix": "FLAIR"},
         meta_dict={"SkullStripped": True},
     )
     result = sink.run(cwd=str(tmp_path))
     out = Path(result.outputs.out_file)
     assert out.relative_to(tmp_path / "out").as_posix() == (
-        "sub-02/ses-a/anat/sub-02_ses-a_space-MNI152NLin2009cAsym_desc-preproc_FLAIR.nii.gz")
+        "sub-02/ses-a/anat/sub-02_ses-a_space-MNI152NLin2009cAsym_desc-preproc_FLAIR.nii.gz"
+    )
     assert np.array_equal(nb.load(out).get_fdata(), nb.load(source).get_fdata())
     meta = json.loads(Path(result.outputs.out_meta).read_text())
-    assert meta == {"Sources": ["bids:raw:sub-02/ses-a/anat/sub-02_ses-a_FLAIR.nii.gz"],
-                    "SkullStripped": True}
+    assert meta == {
+        "Sources": ["bids:raw:sub-02/ses-a/anat/sub-02_ses-a_FLAIR.nii.gz"],
+        "SkullStripped": True,
+    }
     assert not list(out.parent.glob(".tmp-*"))
 
 

@@ -21,8 +21,12 @@ def test_version_prints_and_exits_zero(capsys):
 
 
 def test_console_script_is_installed():
-    proc = subprocess.run([Path(sys.executable).with_name("msxai"), "--version"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [Path(sys.executable).with_name("msxai"), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
@@ -51,8 +55,17 @@ def test_bad_participant_label_exits_64(tiny_bids, tmp_path):
 
 def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main([str(tiny_bids), str(out), "participant", "--participant-label", "sub-99",
-                 "-w", str(tmp_path / "work")])
+    code = main(
+        [
+            str(tiny_bids),
+            str(out),
+            "participant",
+            "--participant-label",
+            "sub-99",
+            "-w",
+            str(tmp_path / "work"),
+        ]
+    )
     assert code == 18
     assert "99" in capsys.readouterr().err
     assert not (out / "dataset_description.json").exists()
@@ -61,8 +74,18 @@ def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
 def test_filters_selecting_nothing_exit_18(tiny_bids, tmp_path):
     filters = tmp_path / "filters.json"
     filters.write_text(json.dumps({"flair": {"acquisition": "nothere"}}))
-    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
-                 "--bids-filter-file", str(filters), "-w", str(tmp_path / "work")])
+    code = main(
+        [
+            str(tiny_bids),
+            str(tmp_path / "out"),
+            "participant",
+            "--skip-bids-validation",
+            "--bids-filter-file",
+            str(filters),
+            "-w",
+            str(tmp_path / "work"),
+        ]
+    )
     assert code == 18
 
 
@@ -70,8 +93,15 @@ def test_malformed_filter_file_exits_64(tiny_bids, tmp_path):
     filters = tmp_path / "filters.json"
     filters.write_text("[1, 2]")
     with pytest.raises(SystemExit) as exc:
-        main([str(tiny_bids), str(tmp_path / "out"), "participant", "--bids-filter-file",
-              str(filters)])
+        main(
+            [
+                str(tiny_bids),
+                str(tmp_path / "out"),
+                "participant",
+                "--bids-filter-file",
+                str(filters),
+            ]
+        )
     assert exc.value.code == 64
 
 
@@ -80,15 +110,17 @@ def test_output_equal_to_input_exits_64(tiny_bids):
 
 
 def test_work_dir_inside_bids_exits_64(tiny_bids, tmp_path):
-    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "-w",
-                 str(tiny_bids / "work")])
+    code = main(
+        [str(tiny_bids), str(tmp_path / "out"), "participant", "-w", str(tiny_bids / "work")]
+    )
     assert code == 64
 
 
 def test_invalid_bids_exits_16(tiny_bids, tmp_path, capsys):
     (tiny_bids / "sub-01" / "anat" / "sub-01_whatever.nii.gz").write_bytes(b"junk")
-    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "-w",
-                 str(tmp_path / "work")])
+    code = main(
+        [str(tiny_bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work")]
+    )
     assert code == 16
     assert "not valid BIDS" in capsys.readouterr().err
 
@@ -96,16 +128,23 @@ def test_invalid_bids_exits_16(tiny_bids, tmp_path, capsys):
 def test_dataset_without_flair_exits_66(tiny_bids, tmp_path):
     for flair in tiny_bids.rglob("*_FLAIR.*"):
         flair.rename(flair.with_name(flair.name.replace("FLAIR", "T2w")))
-    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "--skip-bids-validation",
-                 "-w", str(tmp_path / "work")])
+    code = main(
+        [
+            str(tiny_bids),
+            str(tmp_path / "out"),
+            "participant",
+            "--skip-bids-validation",
+            "-w",
+            str(tmp_path / "work"),
+        ]
+    )
     assert code == 66
 
 
 def test_config_strips_prefixes_and_accepts_both_spellings(tiny_bids, tmp_path):
     args = [str(tiny_bids), str(tmp_path / "out"), "participant"]
     dash = make_config([*args, "--participant-label", "sub-01", "02", "--session-label", "ses-a"])
-    underscore = make_config([*args, "--participant_label", "01", "sub-02",
-                              "--session_label", "a"])
+    underscore = make_config([*args, "--participant_label", "01", "sub-02", "--session_label", "a"])
     assert dash.participant_label == underscore.participant_label == ("01", "02")
     assert dash.session_label == ("a",)
     assert dash.omp_nthreads == min(dash.nprocs, 8)

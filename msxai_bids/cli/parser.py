@@ -33,7 +33,9 @@ def _strip_prefix(prefix: str):
     def parse(value: str) -> str:
         label = value.removeprefix(prefix)
         if not label or not label.isalnum():
-            raise argparse.ArgumentTypeError(f"{value!r} is not a valid BIDS label (letters/digits)")
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a valid BIDS label (letters/digits)"
+            )
         return label
 
     return parse
@@ -55,7 +57,7 @@ def _filter_file(value: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"cannot read BIDS filter file {path}: {err}") from err
     if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
         raise argparse.ArgumentTypeError(
-            f"{path}: expected a JSON object like {{\"flair\": {{\"acquisition\": \"3D\"}}}}"
+            f'{path}: expected a JSON object like {{"flair": {{"acquisition": "3D"}}}}'
         )
     return filters
 
@@ -76,39 +78,83 @@ def build_parser() -> argparse.ArgumentParser:
 
     sel = parser.add_argument_group("selecting data")
     sel.add_argument(
-        "--participant-label", "--participant_label", dest="participant_label", nargs="+",
-        type=_strip_prefix("sub-"), metavar="LABEL", help="participants to process (sub- optional)",
+        "--participant-label",
+        "--participant_label",
+        dest="participant_label",
+        nargs="+",
+        type=_strip_prefix("sub-"),
+        metavar="LABEL",
+        help="participants to process (sub- optional)",
     )
     sel.add_argument(
-        "--session-label", "--session_label", dest="session_label", nargs="+",
-        type=_strip_prefix("ses-"), metavar="LABEL", help="sessions to process (ses- optional)",
+        "--session-label",
+        "--session_label",
+        dest="session_label",
+        nargs="+",
+        type=_strip_prefix("ses-"),
+        metavar="LABEL",
+        help="sessions to process (ses- optional)",
     )
     sel.add_argument(
-        "--bids-filter-file", dest="bids_filters", type=_filter_file, metavar="FILE",
+        "--bids-filter-file",
+        dest="bids_filters",
+        type=_filter_file,
+        metavar="FILE",
         help='JSON of pybids filters per query, e.g. {"flair": {"acquisition": "3D"}}',
     )
     sel.add_argument(
-        "--skip-bids-validation", "--skip_bids_validation", dest="skip_bids_validation",
-        action="store_true", help="do not run bids-validator-deno on the input",
+        "--skip-bids-validation",
+        "--skip_bids_validation",
+        dest="skip_bids_validation",
+        action="store_true",
+        help="do not run bids-validator-deno on the input",
     )
 
     perf = parser.add_argument_group("performance and resources")
-    perf.add_argument("-w", "--work-dir", dest="work_dir", type=Path, metavar="DIR",
-                      help="intermediate results; reruns reuse finished steps (default: ./work)")
-    perf.add_argument("--nprocs", "--n-cpus", dest="nprocs", type=_positive_int,
-                      default=os.cpu_count() or 1, help="parallel processes")
-    perf.add_argument("--omp-nthreads", dest="omp_nthreads", type=_positive_int, default=None,
-                      help="threads per process (default: min(nprocs, 8))")
+    perf.add_argument(
+        "-w",
+        "--work-dir",
+        dest="work_dir",
+        type=Path,
+        metavar="DIR",
+        help="intermediate results; reruns reuse finished steps (default: ./work)",
+    )
+    perf.add_argument(
+        "--nprocs",
+        "--n-cpus",
+        dest="nprocs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="parallel processes",
+    )
+    perf.add_argument(
+        "--omp-nthreads",
+        dest="omp_nthreads",
+        type=_positive_int,
+        default=None,
+        help="threads per process (default: min(nprocs, 8))",
+    )
     perf.add_argument("--mem-gb", dest="mem_gb", type=float, help="memory limit for scheduling")
-    perf.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                      help="where the CNN runs")
+    perf.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the CNN runs"
+    )
     perf.add_argument("--seed", type=int, default=0, help="random seed; fixes results on CPU")
 
     pre = parser.add_argument_group("preprocessing")
-    pre.add_argument("--lesion-fill", dest="lesion_fill", action="store_true",
-                     help="also write lesion-filled FLAIR (needs lesion masks)")
+    pre.add_argument(
+        "--lesion-fill",
+        dest="lesion_fill",
+        action="store_true",
+        help="also write lesion-filled FLAIR (needs lesion masks)",
+    )
 
     other = parser.add_argument_group("other")
-    other.add_argument("-v", "--verbose", dest="verbose", action="count", default=0,
-                       help="more log output (repeatable)")
+    other.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose",
+        action="count",
+        default=0,
+        help="more log output (repeatable)",
+    )
     return parser

@@ -1,4 +1,4 @@
-"""Entry point of the ``msxai`` command: parse, check the BIDS-App rules, dispatch, map exit codes."""
+"""Entry point of ``msxai``: parse, check the BIDS-App rules, dispatch, map exit codes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     args = build_parser().parse_args(argv)
     if args.analysis_level not in ANALYSIS_LEVELS:
         raise UnknownLevelError(
-            f"unknown analysis level {args.analysis_level!r}; choose one of {', '.join(ANALYSIS_LEVELS)}"
+            f"unknown analysis level {args.analysis_level!r}; "
+            f"choose one of {', '.join(ANALYSIS_LEVELS)}"
         )
     args.bids_dir = args.bids_dir.absolute()
     args.output_dir = args.output_dir.absolute()
@@ -37,7 +38,9 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     if args.output_dir.resolve() == args.bids_dir.resolve():
         raise UsageError("the output directory must differ from the BIDS directory")
     if args.work_dir.resolve().is_relative_to(args.bids_dir.resolve()):
-        raise UsageError(f"the work directory {args.work_dir} must not lie inside the BIDS directory")
+        raise UsageError(
+            f"the work directory {args.work_dir} must not lie inside the BIDS directory"
+        )
     return Config.from_namespace(args)
 
 

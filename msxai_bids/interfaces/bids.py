@@ -43,8 +43,12 @@ class _DerivativesDataSinkInputSpec(BaseInterfaceInputSpec):
     base_directory = traits.Directory(mandatory=True, desc="root of the derivative dataset")
     source_file = File(exists=True, mandatory=True, desc="raw file this derivative comes from")
     in_file = File(exists=True, mandatory=True, desc="file to store")
-    entities = traits.Dict(traits.Str, traits.Str, mandatory=True,
-                           desc="BIDS entities naming the output, incl. suffix; extension from in_file")
+    entities = traits.Dict(
+        traits.Str,
+        traits.Str,
+        mandatory=True,
+        desc="BIDS entities naming the output, incl. suffix; extension from in_file",
+    )
     meta_dict = traits.Dict(desc="sidecar fields; a JSON sidecar is written when given")
 
 

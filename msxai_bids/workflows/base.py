@@ -42,17 +42,23 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
     if has_mask:
         preproc_wf.inputs.inputnode.lesion_mask = lesion_mask
     ds_wf = init_ds_preproc_wf(
-        output_dir=config.output_dir, source_file=flair.path,
-        has_lesion_mask=has_mask, lesion_fill=config.lesion_fill and has_mask,
+        output_dir=config.output_dir,
+        source_file=flair.path,
+        has_lesion_mask=has_mask,
+        lesion_fill=config.lesion_fill and has_mask,
     )
     fields = ds_wf.get_node("inputnode").inputs.copyable_trait_names()
-    workflow.connect([
-        (preproc_wf, ds_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields]),
-    ])
+    workflow.connect(
+        [
+            (preproc_wf, ds_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields]),
+        ]
+    )
     return workflow
 
 
-def init_participant_wf(*, config: Config, layout: BIDSLayout, flairs: list[BIDSFile]) -> pe.Workflow:
+def init_participant_wf(
+    *, config: Config, layout: BIDSLayout, flairs: list[BIDSFile]
+) -> pe.Workflow:
     """One sub-workflow per FLAIR, independent so that one failure does not stop the others."""
     workflow = pe.Workflow(name="msxai_participant_wf", base_dir=str(config.work_dir))
     for flair in flairs:
@@ -65,12 +71,16 @@ def init_participant_wf(*, config: Config, layout: BIDSLayout, flairs: list[BIDS
 
 
 def execute(workflow: pe.Workflow, config: Config) -> list[Path]:
-    """Run ``workflow`` with MultiProc; return the crash files it left (empty when all went well)."""
+    """Run ``workflow`` with MultiProc; return the crash files it left (none: success)."""
     crash_dir = config.output_dir / "logs"
-    workflow.config["execution"].update({
-        "crashdump_dir": str(crash_dir), "crashfile_format": "txt",
-        "stop_on_first_crash": False, "remove_unnecessary_outputs": False,
-    })
+    workflow.config["execution"].update(
+        {
+            "crashdump_dir": str(crash_dir),
+            "crashfile_format": "txt",
+            "stop_on_first_crash": False,
+            "remove_unnecessary_outputs": False,
+        }
+    )
     before = set(crash_dir.glob("crash-*.txt"))
     args = {"n_procs": config.nprocs, "raise_insufficient": False}
     if config.mem_gb:
@@ -103,8 +113,9 @@ def prepare_layout(config: Config) -> BIDSLayout:
 def run_participant(config: Config) -> int:
     """Participant level: preprocess every selected FLAIR; exit code 1 if any failed."""
     layout = prepare_layout(config)
-    flairs = bids.collect_flairs(layout, config.participant_label, config.session_label,
-                                 config.bids_filters)
+    flairs = bids.collect_flairs(
+        layout, config.participant_label, config.session_label, config.bids_filters
+    )
     LOGGER.info("%d FLAIR image(s) selected", len(flairs))
     bids.write_dataset_description(config.output_dir, config.bids_dir)
     workflow = init_participant_wf(config=config, layout=layout, flairs=flairs)

@@ -20,8 +20,13 @@ SPACE = {"space": CNN_GRID.template, "res": CNN_GRID.label}
 PREPROC_OUTPUTS = {
     "flair_preproc": {**SPACE, "desc": "preproc", "suffix": "FLAIR"},
     "brain_mask": {**SPACE, "desc": "brain", "suffix": "mask"},
-    "xfm": {"from": "FLAIR", "to": CNN_GRID.template, "mode": "image", "suffix": "xfm",
-            "extension": ".txt"},
+    "xfm": {
+        "from": "FLAIR",
+        "to": CNN_GRID.template,
+        "mode": "image",
+        "suffix": "xfm",
+        "extension": ".txt",
+    },
     "qc_json": {**SPACE, "desc": "registration", "suffix": "qc", "extension": ".json"},
     "qc_figure": {**SPACE, "desc": "registration", "suffix": "FLAIR", "datatype": "figures"},
 }
@@ -67,9 +72,11 @@ def init_ds_preproc_wf(
     inputnode = pe.Node(IdentityInterface(fields=[*outputs, "metadata"]), name="inputnode")
     for field, entities in outputs.items():
         sink = pe.Node(
-            DerivativesDataSink(base_directory=str(output_dir), source_file=source_file,
-                                entities=entities),
-            name=f"ds_{field}", run_without_submitting=True,
+            DerivativesDataSink(
+                base_directory=str(output_dir), source_file=source_file, entities=entities
+            ),
+            name=f"ds_{field}",
+            run_without_submitting=True,
         )
         workflow.connect(inputnode, field, sink, "in_file")
         if field in WITH_SIDECAR:
