@@ -70,7 +70,7 @@ def validate_dataset(bids_dir: Path) -> None:
 
     Warnings are logged, not fatal: fMRIPrep and MRIQC behave the same way.
     """
-    cmd = [validator_executable(), str(bids_dir), "--format", "json", "--ignoreNiftiHeaders"]
+    cmd = [validator_executable(), str(bids_dir), "--format", "json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     try:
         issues = json.loads(proc.stdout)["issues"]["issues"]
