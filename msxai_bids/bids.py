@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from bids.layout import BIDSFile, BIDSLayout
 from bids.layout.writing import build_path
 
@@ -172,6 +173,18 @@ def derivative_path(output_dir: Path, entities: Mapping[str, Any]) -> Path:
     return output_dir / relative
 
 
+def sidecar_path(path: Path) -> Path:
+    """The JSON sidecar of a data file: every extension replaced by ``.json``."""
+    return path.with_name(path.name.split(".")[0] + ".json")
+
+
+def raw_uri(source_file: str) -> str:
+    """BIDS URI (``bids:raw:sub-…``) of a raw file, for the ``Sources`` sidecar field."""
+    parts = Path(source_file).parts
+    start = next(i for i, part in enumerate(parts) if part.startswith("sub-"))
+    return "bids:raw:" + "/".join(parts[start:])
+
+
 def atomic_write(path: Path, write) -> Path:
     """Create ``path`` through ``write(tmp_path)`` and a rename, so it never exists half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,6 +216,17 @@ def running_container() -> str | None:
     if os.environ.get("SINGULARITY_CONTAINER"):
         return "singularity"
     return os.environ.get("MSXAI_CONTAINER") or None
+
+
+def write_tsv(path: Path, table: pd.DataFrame, columns: Mapping[str, str] | None = None) -> Path:
+    """Atomically write a BIDS TSV (``n/a`` for missing values); with ``columns``, a sidecar too.
+
+    ``columns`` maps column names to descriptions for the JSON sidecar.
+    """
+    atomic_write(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, na_rep="n/a"))
+    if columns:
+        write_json(sidecar_path(path), {k: {"Description": v} for k, v in columns.items()})
+    return path
 
 
 def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:

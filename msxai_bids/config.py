@@ -44,6 +44,24 @@ class Config:
     seed: int = 0
     verbose: int = 0
     lesion_fill: bool = False
+    model: Path | None = None
+    method: tuple[str, ...] = ("lrp-epsilon",)
+    atlas: tuple[str, ...] = ()
+    train: bool = False
+    init_model: Path | None = None
+    label_column: str = "diagnosis"
+    positive_label: str = "MS"
+    negative_label: str = "HC"
+    trials: int = 10
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    patience: int | None = None
+    holdout_fraction: float = 0.15
+    validation_fraction: float = 0.15
+    new_split: bool = False
+    lesion_filled: bool = False
+    skip_baselines: bool = False
     run_id: str = field(default_factory=_new_run_id)
 
     @classmethod

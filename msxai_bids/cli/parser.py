@@ -62,6 +62,89 @@ def _filter_file(value: str) -> dict[str, Any]:
     return filters
 
 
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} must lie strictly between 0 and 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0.0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive number")
+    return number
+
+
+def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``group --train``: labels, split, training and baselines."""
+    group = parser.add_argument_group("group level: training and evaluation")
+    group.add_argument(
+        "--train", action="store_true", help="train and evaluate the CNN and SVM baselines"
+    )
+    group.add_argument(
+        "--init-model",
+        dest="init_model",
+        type=Path,
+        metavar="MODEL",
+        help="fine-tune from this pre-trained model (transfer learning; paper's settings)",
+    )
+    group.add_argument(
+        "--label-column", dest="label_column", default="diagnosis", help="participants.tsv column"
+    )
+    group.add_argument("--positive-label", dest="positive_label", default="MS", help="patients")
+    group.add_argument("--negative-label", dest="negative_label", default="HC", help="controls")
+    group.add_argument(
+        "--trials", type=_positive_int, default=10, help="trainings on the same split"
+    )
+    group.add_argument(
+        "--epochs", type=_positive_int, help="maximum epochs (default: 45, fine-tuning 200)"
+    )
+    group.add_argument(
+        "--batch-size", dest="batch_size", type=_positive_int, help="default: 8, fine-tuning 4"
+    )
+    group.add_argument(
+        "--lr", type=_positive_float, help="initial learning rate (default: 1e-3, fine-tuning 5e-4)"
+    )
+    group.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="early-stopping patience (default: 10, fine-tuning 15)",
+    )
+    group.add_argument(
+        "--holdout-fraction",
+        dest="holdout_fraction",
+        type=_fraction,
+        default=0.15,
+        help="share of subjects held out for the final evaluation",
+    )
+    group.add_argument(
+        "--validation-fraction",
+        dest="validation_fraction",
+        type=_fraction,
+        default=0.15,
+        help="share of the other subjects used for early stopping",
+    )
+    group.add_argument(
+        "--new-split",
+        dest="new_split",
+        action="store_true",
+        help="draw a new split instead of reusing OUTPUT_DIR/group/splits.tsv",
+    )
+    group.add_argument(
+        "--lesion-filled",
+        dest="lesion_filled",
+        action="store_true",
+        help="train on lesion-filled FLAIR (from --lesion-fill)",
+    )
+    group.add_argument(
+        "--skip-baselines",
+        dest="skip_baselines",
+        action="store_true",
+        help="do not fit the SVM baselines",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the full ``msxai`` parser."""
     parser = _Parser(
@@ -147,6 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write lesion-filled FLAIR (needs lesion masks)",
     )
+
+    expl = parser.add_argument_group("participant level: prediction and explanation")
+    expl.add_argument(
+        "--model",
+        type=Path,
+        metavar="MODEL",
+        help="model file (.safetensors + .json card); predict and explain each FLAIR",
+    )
+    expl.add_argument(
+        "--method",
+        nargs="+",
+        default=["lrp-epsilon"],
+        metavar="METHOD",
+        help="lrp-epsilon (the paper's), gradient-input, lrp-epsilon-plus-flat, lrp-alpha1beta0",
+    )
+    expl.add_argument(
+        "--atlas",
+        nargs="+",
+        metavar="ATLAS",
+        help="atlases for region tables: Neuromorphometrics, JHU, JuelichWM or an "
+        "atlas-<name>_dseg.nii.gz with its .tsv (default: Neuromorphometrics and JHU)",
+    )
+
+    _add_group_arguments(parser)
 
     other = parser.add_argument_group("other")
     other.add_argument(

@@ -31,7 +31,7 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     args.output_dir = args.output_dir.absolute()
     args.work_dir = (args.work_dir or Path("work")).absolute()
     args.omp_nthreads = args.omp_nthreads or min(args.nprocs, 8)
-    for name in ("participant_label", "session_label"):
+    for name in ("participant_label", "session_label", "method", "atlas"):
         setattr(args, name, tuple(getattr(args, name) or ()))
     if not args.bids_dir.is_dir():
         raise NoInputError(f"BIDS directory {args.bids_dir} does not exist")
@@ -41,7 +41,19 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
         raise UsageError(
             f"the work directory {args.work_dir} must not lie inside the BIDS directory"
         )
+    if args.model is not None:
+        args.model = args.model.absolute()
+        check_methods(args.method)
     return Config.from_namespace(args)
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    """Refuse unknown explanation methods before any work (imports zennit only when needed)."""
+    from msxai_bids.explain.methods import METHODS
+
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise UsageError(f"unknown --method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
 
 
 def setup_logging(config: Config) -> Path:

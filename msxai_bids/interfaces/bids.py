@@ -15,14 +15,14 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from msxai_bids.bids import SOURCE_ENTITIES, atomic_write, derivative_path, write_json
-
-
-def raw_uri(source_file: str) -> str:
-    """BIDS URI (``bids:raw:sub-…``) of a raw file, for the ``Sources`` sidecar field."""
-    parts = Path(source_file).parts
-    start = next(i for i, part in enumerate(parts) if part.startswith("sub-"))
-    return "bids:raw:" + "/".join(parts[start:])
+from msxai_bids.bids import (
+    SOURCE_ENTITIES,
+    atomic_write,
+    derivative_path,
+    raw_uri,
+    sidecar_path,
+    write_json,
+)
 
 
 def extension_of(path: str) -> str:
@@ -76,6 +76,5 @@ class DerivativesDataSink(SimpleInterface):
         self._results["out_file"] = str(out_file)
         if self.inputs.meta_dict:
             meta = {"Sources": [raw_uri(self.inputs.source_file)], **self.inputs.meta_dict}
-            sidecar = out_file.with_name(out_file.name.split(".")[0] + ".json")
-            self._results["out_meta"] = str(write_json(sidecar, meta))
+            self._results["out_meta"] = str(write_json(sidecar_path(out_file), meta))
         return runtime

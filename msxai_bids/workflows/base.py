@@ -117,11 +117,24 @@ def run_participant(config: Config) -> int:
         layout, config.participant_label, config.session_label, config.bids_filters
     )
     LOGGER.info("%d FLAIR image(s) selected", len(flairs))
+    if config.model is not None:
+        from msxai_bids.workflows.explanation import check_model
+
+        check_model(config.model, "--model")
     bids.write_dataset_description(config.output_dir, config.bids_dir)
     workflow = init_participant_wf(config=config, layout=layout, flairs=flairs)
-    return report_failures(execute(workflow, config))
+    status = report_failures(execute(workflow, config))
+    if config.model is not None:
+        from msxai_bids.workflows.explanation import run_explanation
+
+        status = max(status, run_explanation(config, flairs, config.model))
+    return status
 
 
 def run_group(config: Config) -> int:
-    """Group level: not part of this release yet."""
-    raise MsxaiError("the group level is not available in msxai yet; run the participant level")
+    """Group level: with ``--train``, train and evaluate the models on the labelled participants."""
+    if not config.train:
+        raise MsxaiError("group summaries are not available in msxai yet; use --train")
+    from msxai_bids.workflows.group import run_training  # torch loads only when training
+
+    return run_training(config, prepare_layout(config))

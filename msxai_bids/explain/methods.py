@@ -1,0 +1,136 @@
+"""Relevance heatmaps of the CNN's logit, computed with zennit and selected by name.
+
+Every method starts from the network's output logit (the sigmoid is not part of the network), so
+positive relevance is evidence for the positive label and negative relevance evidence against
+it. LRP methods are zennit composites used through zennit's ``Gradient`` attributor as a
+context manager; max pooling has no rule and passes relevance to its winner, the gradient.
+
+``lrp-epsilon`` (the default) is the paper's explanation: ε-rule with ε = 0.001 on every
+convolution and on the output layer, bias included in the denominator z + ε·sign(z) with
+sign(0) = +1, relevance passed unchanged through ELU. ``gradient-input`` is the paper's
+comparison. ``lrp-epsilon-plus-flat`` and ``lrp-alpha1beta0`` are common alternatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import torch
+from torch import nn
+from zennit.composites import EpsilonPlusFlat, LayerMapComposite
+from zennit.core import Composite
+from zennit.rules import AlphaBeta, Epsilon, Pass
+from zennit.types import Convolution
+
+EPSILON = 1e-3
+DEFAULT_METHOD = "lrp-epsilon"
+
+
+def epsilon_stabiliser(epsilon: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """zennit's default denominator z + ε·sign(z), sign(0) = +1, in one temporary tensor.
+
+    Bit for bit what ``zennit.core.stabilize`` returns, but for conv1's 250 MB output it
+    allocates one tensor instead of five and records no graph (the denominator is never
+    differentiated), which lowers the peak memory of LRP-ε by about a quarter of a gigabyte.
+    """
+
+    def stabilise(z: torch.Tensor) -> torch.Tensor:
+        z = z.detach()
+        sign = z.sign()
+        sign[sign == 0] = 1.0
+        return sign.mul_(epsilon).add_(z)
+
+    return stabilise
+
+
+def lrp_epsilon_composite(epsilon: float = EPSILON) -> Composite:
+    """The paper's LRP-ε: Epsilon on convolutions and the linear layer, Pass on ELU."""
+    rule = Epsilon(epsilon_stabiliser(epsilon))
+    return LayerMapComposite([(nn.ELU, Pass()), (Convolution, rule), (nn.Linear, rule)])
+
+
+def lrp_alpha1beta0_composite() -> Composite:
+    """LRP-α1β0 on every convolution and the linear layer (positive contributions only)."""
+    rule = AlphaBeta(alpha=1.0, beta=0.0)
+    return LayerMapComposite([(nn.ELU, Pass()), (Convolution, rule), (nn.Linear, rule)])
+
+
+def lrp_epsilon_plus_flat_composite(epsilon: float = EPSILON) -> Composite:
+    """zennit's EpsilonPlusFlat: Flat on conv1, z⁺ on other convolutions, ε on the linear layer."""
+    return EpsilonPlusFlat(epsilon=epsilon)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of explaining the logit.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line and in the ``desc-`` entity of outputs.
+    composite : callable or None
+        Builds a fresh zennit composite; ``None`` means the plain gradient.
+    rule : str
+        Short name of the rule, for sidecars.
+    layer_rules : dict
+        Rule per layer type, for sidecars.
+    parameters : dict
+        Rule parameters, for sidecars.
+    times_input : bool
+        Multiply the attribution by the input voxel-wise (gradient×input).
+    """
+
+    name: str
+    composite: Callable[[], Composite] | None
+    rule: str
+    layer_rules: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
+    times_input: bool = False
+
+    @property
+    def description(self) -> dict:
+        """JSON-ready account of the method for derivative sidecars."""
+        return {
+            "method": self.name,
+            "rule": self.rule,
+            **self.parameters,
+            "layer_rules": self.layer_rules | {"MaxPool": "winner takes all (gradient)"},
+            "initial_relevance": "the logit" if self.composite else "1 (gradient of the logit)",
+            "output": "logit of the positive label",
+            "library": f"zennit {version('zennit')}",
+        }
+
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in [
+        Method(
+            "lrp-epsilon",
+            lrp_epsilon_composite,
+            "epsilon",
+            {"Conv3d": "Epsilon", "Linear": "Epsilon", "ELU": "Pass"},
+            {
+                "epsilon": EPSILON,
+                "stabiliser": "z + epsilon * sign(z), sign(0) = +1, z including the bias",
+            },
+        ),
+        Method("gradient-input", None, "gradient times input", times_input=True),
+        Method(
+            "lrp-epsilon-plus-flat",
+            lrp_epsilon_plus_flat_composite,
+            "epsilon-plus-flat",
+            {"conv1": "Flat", "Conv3d": "ZPlus", "Linear": "Epsilon", "ELU": "Pass"},
+            {"epsilon": EPSILON},
+        ),
+        Method(
+            "lrp-alpha1beta0",
+            lrp_alpha1beta0_composite,
+            "alpha-beta",
+            {"Conv3d": "AlphaBeta", "Linear": "AlphaBeta", "ELU": "Pass"},
+            {"alpha": 1.0, "beta": 0.0},
+        ),
+    ]
+}
+"""Explanation methods by name; :data:`DEFAULT_METHOD` is the paper's."""

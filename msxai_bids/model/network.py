@@ -1,0 +1,170 @@
+"""The 3D CNN of Eitel et al. (2019), written literally and in a faster, equivalent form.
+
+Both classes hold the same parameters under the same names (``conv1`` … ``conv4``, ``fc``) with
+the same shapes, so one state dict (and one model file) serves both:
+
+* :class:`SixtyFourNet` is the paper's network layer by layer, the reference for training code
+  and for tests.
+* :class:`FastSixtyFourNet` computes the same function with less work on a CPU: ELU runs after
+  max pooling (ELU is strictly increasing, so the pool picks the same winner and the result is
+  bit-identical) and the first convolution, which has a single input channel, runs as a 2-D
+  convolution over stacks of three consecutive slices in channels-last layout, followed by 2-D
+  pooling and a max over each group of three slices. Every weighted layer is still a
+  convolution or linear module, so zennit's rules attach to it unchanged.
+
+The output of both is the logit of the positive label, shape (N, 1); the sigmoid belongs to the
+loss and to the reported probability, never to the network, because LRP starts from the logit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHITECTURE = "SixtyFourNet"
+ARCHITECTURE_VERSION = 1
+N_PARAMETERS = 333_889
+CHANNELS = 64
+DROPOUT = 0.3
+L2_LAMBDA = 0.01
+L2_KERNELS = ("conv3.weight", "conv4.weight")
+
+
+def _conv(in_channels: int) -> nn.Conv3d:
+    return nn.Conv3d(in_channels, CHANNELS, kernel_size=3)
+
+
+def glorot_init(model: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases for every convolution and linear layer, as Keras does.
+
+    PyTorch's fan-in/fan-out for a Conv3d kernel (channels × 27) equals Keras' receptive-field
+    rule, so ``xavier_uniform_`` draws from the same distribution. Returns ``model``.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d | nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+class SixtyFourNet(nn.Sequential):
+    """The paper's CNN, one module per layer; input (N, 1, 96, 114, 96), output logits (N, 1).
+
+    Three blocks of 3×3×3 valid convolutions with ELU, 3×3×3 max pooling and dropout reduce the
+    volume to 64 × 1 × 2 × 1 = 128 features for a single output unit. 333,889 parameters.
+
+    Parameters
+    ----------
+    dropout : float
+        Drop probability after each pooling layer (active in training mode only).
+    """
+
+    def __init__(self, dropout: float = DROPOUT) -> None:
+        layers = OrderedDict(
+            conv1=_conv(1), elu1=nn.ELU(), pool1=nn.MaxPool3d(3), drop1=nn.Dropout(dropout),
+            conv2=_conv(CHANNELS), elu2=nn.ELU(), pool2=nn.MaxPool3d(3), drop2=nn.Dropout(dropout),
+            conv3=_conv(CHANNELS), elu3=nn.ELU(),
+            conv4=_conv(CHANNELS), elu4=nn.ELU(), pool3=nn.MaxPool3d(3), drop3=nn.Dropout(dropout),
+            flatten=nn.Flatten(), fc=nn.Linear(2 * CHANNELS, 1),
+        )  # fmt: skip
+        super().__init__(layers)
+        glorot_init(self)
+
+
+class DepthFoldedConv3d(nn.Conv3d):
+    """A one-channel 3×3×3 convolution evaluated as a 2-D convolution over depth-folded slices.
+
+    The kernel keeps the Conv3d shape (C, 1, 3, 3, 3) so state dicts stay interchangeable; its
+    depth taps become the three input channels of a Conv2d. The input is a batch of stacks of
+    three consecutive slices, shape (B, 3, H, W), and the output (B, C, H − 2, W − 2) is the
+    Conv3d output at the first slice of each stack, bias included.
+    """
+
+    def __init__(self, out_channels: int = CHANNELS) -> None:
+        super().__init__(1, out_channels, kernel_size=3)
+
+    def forward(self, slices: torch.Tensor) -> torch.Tensor:
+        """Convolve stacks of slices (B, 3, H, W) into (B, C, H − 2, W − 2)."""
+        return F.conv2d(slices, self.weight.squeeze(1), self.bias)
+
+
+def fold_depth(volumes: torch.Tensor, depth: int) -> torch.Tensor:
+    """Stack each slice with its two successors: (N, 1, D, H, W) → (N·depth, 3, H, W).
+
+    Only the first ``depth`` output slices are built; the pooling after conv1 discards the
+    others. The result is channels-last, the layout in which the 2-D convolution is fastest.
+    """
+    stacks = torch.stack([volumes[:, 0, tap : tap + depth] for tap in range(3)], dim=2)
+    return stacks.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+
+
+class FastSixtyFourNet(nn.Module):
+    """:class:`SixtyFourNet` computed with less work; same parameters, same outputs.
+
+    Equal to the literal network up to float32 rounding, except where two max-pool candidates
+    differ by less than rounding, and such near-ties are rare (a few per million windows). Exact
+    ties, such as the constant background outside the brain, pick the same winner in both.
+
+    Parameters
+    ----------
+    dropout : float
+        Drop probability after each pooling layer (active in training mode only).
+    """
+
+    def __init__(self, dropout: float = DROPOUT) -> None:
+        super().__init__()
+        self.conv1 = DepthFoldedConv3d()
+        self.pool1 = nn.MaxPool2d(3)
+        self.elu1, self.drop1 = nn.ELU(), nn.Dropout(dropout)
+        self.conv2, self.pool2 = _conv(CHANNELS), nn.MaxPool3d(3)
+        self.elu2, self.drop2 = nn.ELU(), nn.Dropout(dropout)
+        self.conv3, self.elu3 = _conv(CHANNELS), nn.ELU()
+        self.conv4, self.pool3 = _conv(CHANNELS), nn.MaxPool3d(3)
+        self.elu4, self.drop3 = nn.ELU(), nn.Dropout(dropout)
+        self.flatten, self.fc = nn.Flatten(), nn.Linear(2 * CHANNELS, 1)
+        glorot_init(self)
+
+    def _block1(self, volumes: torch.Tensor) -> torch.Tensor:
+        """conv1 → 3×3×3 max pool as (2-D pool per slice, then max over 3 slices) → ELU."""
+        n, depth = volumes.shape[0], (volumes.shape[2] - 2) // 3 * 3
+        planes = self.pool1(self.conv1(fold_depth(volumes, depth)))  # (N·depth, C, H, W)
+        # The max runs in channels-last storage order, (N, depth/3, 3, H, W, C), so that the
+        # gradient reaching pool1 is channels-last too: its backward is 3x slower otherwise.
+        grouped = planes.permute(0, 2, 3, 1).unflatten(0, (n, depth // 3, 3))
+        pooled = grouped.max(dim=2).values.permute(0, 4, 1, 2, 3).contiguous()
+        return self.drop1(self.elu1(pooled))
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 1) of volumes (N, 1, 96, 114, 96)."""
+        hidden = self._block1(volumes)
+        hidden = self.drop2(self.elu2(self.pool2(self.conv2(hidden))))
+        hidden = self.elu3(self.conv3(hidden))
+        hidden = self.drop3(self.elu4(self.pool3(self.conv4(hidden))))
+        return self.fc(self.flatten(hidden))
+
+
+NETWORKS: dict[str, type[nn.Module]] = {"literal": SixtyFourNet, "fast": FastSixtyFourNet}
+"""Implementations of the architecture by name; all load the same state dict."""
+
+
+def l2_penalty(model: nn.Module, weight: float = L2_LAMBDA) -> torch.Tensor:
+    """Keras-style kernel regulariser of the paper: λ·Σw² over the conv3 and conv4 kernels only.
+
+    Add the result to the mean binary cross-entropy of a batch. Works for both implementations.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A :class:`SixtyFourNet` or :class:`FastSixtyFourNet`.
+    weight : float
+        λ, 0.01 in the paper.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar that carries gradients to the two kernels.
+    """
+    return weight * sum(model.get_parameter(name).square().sum() for name in L2_KERNELS)

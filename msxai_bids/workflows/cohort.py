@@ -1,0 +1,135 @@
+"""The labelled images the group level trains on: labels from ``participants.tsv``, images from OUT.
+
+One row per raw FLAIR (a subject may have several sessions or runs), with the derivatives the
+participant level wrote for it, found by BIDS entities through
+:func:`msxai_bids.bids.derivative_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+from bids.layout import BIDSFile
+
+from msxai_bids import bids
+from msxai_bids.errors import NoInputError, UsageError
+from msxai_bids.workflows.outputs import FILLED_OUTPUTS, LESION_OUTPUTS, PREPROC_OUTPUTS
+
+LOGGER = logging.getLogger("msxai.group")
+
+#: Image columns of the cohort table → entities of the derivative holding them.
+DERIVATIVES = {
+    "preproc": PREPROC_OUTPUTS["flair_preproc"],
+    "lesionfilled": FILLED_OUTPUTS["flair_filled"],
+    "lesion_mask": LESION_OUTPUTS["lesion_mask"],
+    "brain_mask": PREPROC_OUTPUTS["brain_mask"],
+}
+
+
+def read_labels(bids_dir: Path, column: str, positive: str, negative: str) -> pd.Series:
+    """Targets of the labelled participants: 1 for ``positive``, 0 for ``negative``.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Dataset holding ``participants.tsv``.
+    column, positive, negative : str
+        Label column and its two values; participants with any other value (``n/a``, another
+        diagnosis) are left out.
+
+    Returns
+    -------
+    Series
+        Index ``participant_id`` (``sub-<L>``), values 0/1.
+    """
+    table_path = bids_dir / "participants.tsv"
+    if not table_path.is_file():
+        raise NoInputError(f"{table_path} is missing: the group level needs diagnostic labels")
+    table = pd.read_csv(table_path, sep="\t", dtype=str, keep_default_na=False)
+    if column not in table.columns:
+        raise UsageError(
+            f"--label-column {column!r} is not a column of {table_path} "
+            f"(columns: {', '.join(table.columns)})"
+        )
+    values = table.set_index("participant_id")[column].str.strip()
+    for label in (positive, negative):
+        if not (values == label).any():
+            found = ", ".join(sorted(set(values)))
+            raise UsageError(f"no participant has {column} = {label!r} (values: {found})")
+    kept = values[values.isin([positive, negative])]
+    LOGGER.info(
+        "labels from %s: %d %s, %d %s, %d others left out",
+        column,
+        (kept == positive).sum(),
+        positive,
+        (kept == negative).sum(),
+        negative,
+        len(values) - len(kept),
+    )
+    return (kept == positive).astype(int)
+
+
+def label_description(bids_dir: Path, column: str) -> dict:
+    """The entry of ``column`` in ``participants.json`` (empty when undescribed)."""
+    sidecar = bids_dir / "participants.json"
+    if not sidecar.is_file():
+        return {}
+    return json.loads(sidecar.read_text()).get(column, {})
+
+
+def derivative_file(output_dir: Path, flair: BIDSFile, kind: str) -> Path | None:
+    """Path of ``flair``'s derivative of one :data:`DERIVATIVES` kind, or None if not written."""
+    entities = {**bids.source_entities(flair), **DERIVATIVES[kind]}
+    for extension in (".nii.gz", ".nii"):
+        path = bids.derivative_path(output_dir, {**entities, "extension": extension})
+        if path.is_file():
+            return path
+    return None
+
+
+def image_table(
+    output_dir: Path, flairs: list[BIDSFile], targets: pd.Series, *, lesion_filled: bool
+) -> pd.DataFrame:
+    """One row per labelled FLAIR with its derivatives; refuses FLAIRs without an input image.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``source`` (raw FLAIR, relative to the dataset), ``participant_id``,
+        ``session_id`` (``n/a`` without sessions), ``target``, ``image`` (what the models see:
+        preprocessed or lesion-filled FLAIR), ``lesion_mask`` and ``brain_mask`` (None when
+        absent), sorted by ``source``.
+    """
+    kind = "lesionfilled" if lesion_filled else "preproc"
+    rows = []
+    for flair in flairs:
+        subject = f"sub-{flair.entities['subject']}"
+        if subject not in targets.index:
+            continue
+        session = flair.entities.get("session")
+        rows.append(
+            {
+                "source": flair.relpath,
+                "participant_id": subject,
+                "session_id": f"ses-{session}" if session else "n/a",
+                "target": int(targets[subject]),
+                "image": derivative_file(output_dir, flair, kind),
+                "lesion_mask": derivative_file(output_dir, flair, "lesion_mask"),
+                "brain_mask": derivative_file(output_dir, flair, "brain_mask"),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise NoInputError("none of the selected FLAIR images belongs to a labelled participant")
+    missing = table.loc[table["image"].isna(), "source"].tolist()
+    if missing:
+        what = "lesion-filled" if lesion_filled else "preprocessed"
+        raise NoInputError(
+            f"{len(missing)} labelled FLAIR image(s) have no {what} FLAIR in {output_dir} "
+            f"(run the participant level{' with --lesion-fill' if lesion_filled else ''} "
+            f"first): {', '.join(missing)}"
+        )
+    return table.sort_values("source", ignore_index=True)

@@ -1,0 +1,62 @@
+"""A labelled BIDS dataset plus synthetic participant-level derivatives on the CNN grid.
+
+The group level reads only derivatives, so instead of running preprocessing the volumes are
+drawn directly: an ellipsoidal "brain" of noisy intensity 0.4, and for patients bright 1.0
+lesions whose masks are stored too (controls get empty masks, like a lesion segmentation
+would give).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+from conftest import write_minimal_bids
+
+from msxai_bids import bids
+from msxai_bids.grid import CNN_GRID
+from msxai_bids.workflows.cohort import DERIVATIVES
+
+
+def brain_mask() -> np.ndarray:
+    grid = np.indices(CNN_GRID.shape).astype(np.float32)
+    centre = (np.array(CNN_GRID.shape, dtype=np.float32) - 1) / 2
+    radii = np.array([34.0, 44.0, 34.0])
+    return (((grid - centre[:, None, None, None]) / radii[:, None, None, None]) ** 2).sum(0) <= 1
+
+
+def draw_volumes(patient: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Preprocessed FLAIR, lesion mask and brain mask of one image."""
+    mask = brain_mask()
+    flair = np.where(mask, 0.4 + 0.05 * rng.standard_normal(CNN_GRID.shape), 0.0)
+    lesions = np.zeros(CNN_GRID.shape, dtype=bool)
+    if patient:
+        for _ in range(8):
+            x, y, z = (rng.integers(30, 66), rng.integers(35, 79), rng.integers(30, 66))
+            lesions[x - 3 : x + 3, y - 3 : y + 3, z - 3 : z + 3] = True
+    flair[lesions] = 1.0
+    return {
+        "preproc": flair.astype(np.float32),
+        "lesion_mask": lesions.astype(np.uint8),
+        "brain_mask": mask.astype(np.uint8),
+    }
+
+
+def write_group_cohort(root: Path, n_subjects: int, *, seed: int = 0) -> tuple[Path, Path]:
+    """Raw dataset (subject 01 with two sessions) and derivatives; returns (bids, out)."""
+    subjects = {f"{i:02d}": [None] for i in range(1, n_subjects + 1)}
+    subjects["01"] = ["a", "b"]
+    raw = write_minimal_bids(root / "bids", subjects)
+    out = root / "out"
+    rng = np.random.default_rng(seed)
+    for i, (label, sessions) in enumerate(subjects.items()):
+        for session in sessions:
+            entities = {"subject": label, **({"session": session} if session else {})}
+            for kind, data in draw_volumes(patient=bool(i % 2), rng=rng).items():
+                path = bids.derivative_path(
+                    out, {**entities, **DERIVATIVES[kind], "extension": ".nii.gz"}
+                )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                nb.save(nb.Nifti1Image(data, CNN_GRID.affine), path)
+    return raw, out

@@ -1,0 +1,111 @@
+"""Participant-level prediction and explanation outputs (names, sidecars, tables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ants
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from cnn_fixtures import brain_like_volume, seeded_network
+
+from msxai_bids import bids
+from msxai_bids.grid import CNN_GRID
+from msxai_bids.model.modelfile import ModelCard, save_model
+from msxai_bids.model.network import SixtyFourNet
+from msxai_bids.workflows.explanation import explain_scans, find_scan
+from msxai_bids.workflows.outputs import PREPROC_OUTPUTS
+
+SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
+
+
+def _write_on_grid(out: Path, flair, entities: dict, data: np.ndarray) -> Path:
+    path = bids.derivative_path(
+        out, {**bids.source_entities(flair), **entities, "extension": ".nii.gz"}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb.save(nb.Nifti1Image(data.astype(np.float32), CNN_GRID.affine), path)
+    return path
+
+
+@pytest.fixture
+def preprocessed(tiny_bids, tmp_path):
+    """OUT holding sub-01's preprocessed FLAIR, masks and an identity transform; a model file."""
+    layout = bids.load_layout(tiny_bids, tmp_path / "out")
+    flair = bids.collect_flairs(layout, participant_label=["01"])[0]
+    out = tmp_path / "out"
+    volume = brain_like_volume(seed=3)[0, 0].numpy()
+    volume = (volume - volume.min()) / (volume.max() - volume.min())
+    lesion = np.zeros(CNN_GRID.shape, np.float32)
+    lesion[40:46, 50:56, 50:54] = 1
+    _write_on_grid(out, flair, PREPROC_OUTPUTS["flair_preproc"], volume)
+    _write_on_grid(out, flair, PREPROC_OUTPUTS["brain_mask"], (volume > 0).astype(np.float32))
+    _write_on_grid(out, flair, {**PREPROC_OUTPUTS["brain_mask"], "desc": "lesion"}, lesion)
+    xfm = bids.derivative_path(out, {**bids.source_entities(flair), **PREPROC_OUTPUTS["xfm"]})
+    ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
+    model = save_model(
+        tmp_path / "model",
+        seeded_network(SixtyFourNet),
+        ModelCard(positive_label="MS", negative_label="HC"),
+    )
+    atlas = tmp_path / "atlas-halves_dseg.nii.gz"
+    halves = np.zeros(CNN_GRID.shape, np.int16)
+    halves[:48], halves[48:] = 1, 2
+    nb.save(nb.Nifti1Image(halves, CNN_GRID.affine), atlas)
+    pd.DataFrame({"index": [1, 2], "name": ["Right half", "Left half"]}).to_csv(
+        tmp_path / "atlas-halves_dseg.tsv", sep="\t", index=False
+    )
+    return out, flair, model, atlas
+
+
+def test_explain_scans_writes_named_outputs(preprocessed):
+    out, flair, model, atlas = preprocessed
+    scan = find_scan(out, flair)
+    assert scan is not None and scan.lesion_mask is not None
+    failed = explain_scans(
+        [scan],
+        model_path=model,
+        output_dir=out,
+        methods=["lrp-epsilon", "gradient-input"],
+        atlases=[str(atlas)],
+    )
+    assert failed == []
+    anat = out / "sub-01" / "anat"
+    prediction = pd.read_csv(anat / "sub-01_predictions.tsv", sep="\t").iloc[0]
+    assert prediction["probability"] == pytest.approx(1 / (1 + np.exp(-prediction["logit"])))
+    assert prediction["predicted_label"] == ("MS" if prediction["probability"] >= 0.5 else "HC")
+    for desc in ("lrpepsilon", "gradientinput"):
+        grid_map = anat / f"sub-01_{SPACE}_stat-relevance_desc-{desc}_statmap.nii.gz"
+        native_map = anat / f"sub-01_stat-relevance_desc-{desc}_statmap.nii.gz"
+        assert nb.load(grid_map).shape == CNN_GRID.shape
+        assert nb.load(native_map).shape == nb.load(flair.path).shape
+        meta = json.loads(grid_map.with_name(grid_map.name.replace(".nii.gz", ".json")).read_text())
+        assert (
+            meta["ModelSHA256"]
+            == json.loads(Path(f"{model.parent}/model.json").read_text())["weights_sha256"]
+        )
+        assert meta["Logit"] == pytest.approx(prediction["logit"])
+        assert 0 <= meta["LesionRelevanceShare"] <= 1
+        relevance = nb.load(grid_map).get_fdata()
+        table = pd.read_csv(
+            anat / f"sub-01_{SPACE}_atlas-halves_stat-relevance_desc-{desc}_statmap.tsv", sep="\t"
+        )
+        assert list(table["name"]) == ["outside atlas", "Right half", "Left half"]
+        assert table["relevance_sum"].sum() == pytest.approx(relevance.sum(), rel=1e-4)
+        both = pd.read_csv(
+            anat / f"sub-01_{SPACE}_atlas-halves_stat-relevance_desc-{desc}bilateral_statmap.tsv",
+            sep="\t",
+        )
+        assert "half" in set(both["name"])
+    epsilon_meta = json.loads(
+        (anat / f"sub-01_{SPACE}_stat-relevance_desc-lrpepsilon_statmap.json").read_text()
+    )
+    assert epsilon_meta["Epsilon"] == 1e-3 and epsilon_meta["Method"] == "lrp-epsilon"
+
+
+def test_find_scan_is_none_without_preprocessing(tiny_bids, tmp_path):
+    layout = bids.load_layout(tiny_bids, tmp_path / "out")
+    assert find_scan(tmp_path / "out", bids.collect_flairs(layout)[0]) is None

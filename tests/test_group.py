@@ -1,0 +1,178 @@
+"""Group level with --train (msxai_bids.workflows.group and its helpers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from group_cohort import write_group_cohort
+
+from msxai_bids import bids
+from msxai_bids.cli.run import main, make_config
+from msxai_bids.errors import UsageError
+from msxai_bids.model.datasets import load_volumes
+from msxai_bids.model.modelfile import load_model, read_card
+from msxai_bids.model.training import predict_logits
+from msxai_bids.workflows import group_tables as tables
+from msxai_bids.workflows.cohort import DERIVATIVES
+from msxai_bids.workflows.group import labelled_images, prepare_splits
+from msxai_bids.workflows.group_cnn import training_settings
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """``main`` attaches log handlers to the ``msxai`` logger; later tests expect none."""
+    logger = logging.getLogger("msxai")
+    before = list(logger.handlers)
+    yield
+    for handler in set(logger.handlers) - set(before):
+        logger.removeHandler(handler)
+        handler.close()
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory):
+    """6 subjects (sub-01 with two sessions), preprocessed derivatives in OUT."""
+    return write_group_cohort(tmp_path_factory.mktemp("group"), 6)
+
+
+def group_args(bids_dir, out, *extra):
+    return [str(bids_dir), str(out), "group", "--train", "--skip-bids-validation", *extra]
+
+
+def test_options_pick_the_paper_settings_and_overrides(tmp_path, small_cohort):
+    bids_dir, out = small_cohort
+    scratch = training_settings(make_config(group_args(bids_dir, out)))
+    assert (scratch.lr, scratch.batch_size, scratch.max_epochs, scratch.patience) == (
+        1e-3,
+        8,
+        45,
+        10,
+    )
+    model = tmp_path / "pretrained.safetensors"
+    tuned = training_settings(
+        make_config(group_args(bids_dir, out, "--init-model", str(model), "--epochs", "3"))
+    )
+    assert (tuned.lr, tuned.decay, tuned.batch_size, tuned.max_epochs) == (5e-4, 2e-3, 4, 3)
+    assert tuned.augment and not scratch.augment
+
+
+def test_labelled_images_come_with_their_derivatives(small_cohort):
+    bids_dir, out = small_cohort
+    config = make_config(group_args(bids_dir, out))
+    images = labelled_images(config, bids.load_layout(bids_dir, out))
+    assert len(images) == 7 and images["participant_id"].nunique() == 6
+    assert images["image"].map(lambda p: p.is_file()).all()
+    assert images.groupby("target").size().to_dict() == {0: 4, 1: 3}  # sub-01 (HC) twice
+    assert set(images.loc[images["participant_id"] == "sub-01", "session_id"]) == {
+        "ses-a",
+        "ses-b",
+    }
+
+
+def test_missing_preprocessed_images_are_listed_with_exit_66(tmp_path, capsys):
+    bids_dir, out = write_group_cohort(tmp_path, 4)
+    entities = {"subject": "03", **DERIVATIVES["preproc"], "extension": ".nii.gz"}
+    bids.derivative_path(out, entities).unlink()
+    assert main(group_args(bids_dir, out)) == 66
+    assert "sub-03/anat/sub-03_FLAIR.nii.gz" in capsys.readouterr().err
+    assert main(group_args(bids_dir, out, "--lesion-filled")) == 66  # none was written
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--label-column", "group"], "not a column"),
+        (["--positive-label", "AD"], "no participant has diagnosis = 'AD'"),
+    ],
+)
+def test_unusable_labels_exit_64(small_cohort, capsys, options, message):
+    bids_dir, out = small_cohort
+    assert main(group_args(bids_dir, out, *options)) == 64
+    assert message in capsys.readouterr().err
+
+
+def test_unreadable_init_model_exits_66(small_cohort, tmp_path):
+    bids_dir, out = small_cohort
+    assert main(group_args(bids_dir, out, "--init-model", str(tmp_path / "nope"))) == 66
+
+
+def test_split_is_written_reused_and_refused_for_other_images(small_cohort, tmp_path):
+    bids_dir, _ = small_cohort
+    out = tmp_path / "out"
+    images = pd.DataFrame(
+        {
+            "source": [f"sub-{i:02d}/anat/sub-{i:02d}_FLAIR.nii.gz" for i in range(20)],
+            "participant_id": [f"sub-{i:02d}" for i in range(20)],
+            "session_id": "n/a",
+            "target": [i % 2 for i in range(20)],
+        }
+    )
+    first = prepare_splits(make_config(group_args(bids_dir, out)), images, write=True)
+    path = tables.group_file(out, "splits.tsv")
+    assert path.is_file() and json.loads(path.with_suffix(".json").read_text())["split"]
+    other_seed = make_config(group_args(bids_dir, out, "--seed", "9"))
+    pd.testing.assert_frame_equal(prepare_splits(other_seed, images, write=True), first)
+    new = make_config(group_args(bids_dir, out, "--seed", "9", "--new-split"))
+    redrawn = prepare_splits(new, images, write=True)
+    assert dict(zip(redrawn["source"], redrawn["split"], strict=True)) != dict(
+        zip(first["source"], first["split"], strict=True)
+    )
+    with pytest.raises(UsageError, match="--new-split"):
+        prepare_splits(replace(new, new_split=False), images[1:], write=False)
+
+
+def test_results_replace_a_model_and_drop_other_splits(tmp_path):
+    path = tmp_path / "trials.tsv"
+    rows = pd.DataFrame({"model": ["a", "b"], "trial": [1, 1], "split_id": ["s1", "s1"]})
+    tables.merge_results(path, rows)
+    merged = tables.merge_results(path, rows.iloc[[0]].assign(trial=2))
+    assert sorted(zip(merged["model"], merged["trial"], strict=True)) == [("a", 2), ("b", 1)]
+    other = tables.merge_results(path, rows.iloc[[1]].assign(split_id="s2"))
+    assert other["model"].tolist() == ["b"] and other["split_id"].tolist() == ["s2"]
+
+
+@pytest.mark.slow
+def test_training_from_scratch_then_fine_tuning_writes_table_3(tmp_path):
+    bids_dir, out = write_group_cohort(tmp_path, 14)
+    common = ["--epochs", "1", "--holdout-fraction", "0.3", "--validation-fraction", "0.2"]
+    assert main(group_args(bids_dir, out, "--trials", "2", *common)) == 0
+    splits = tables.read_tsv(tables.group_file(out, "splits.tsv"))
+    assert splits.groupby("participant_id")["split"].nunique().max() == 1
+    performance = tables.read_tsv(tables.group_file(out, "performance.tsv")).set_index("model")
+    assert list(performance.index) == ["cnn-scratch", "svm-lesionload", "svm-flair"]
+    assert performance.loc["cnn-scratch", "n_trials"] == 2
+    assert performance.loc["svm-lesionload", "balanced_accuracy"] == 1.0  # lesions ⇔ patients
+    predictions = tables.read_tsv(tables.group_file(out, "predictions.tsv"))
+    holdout = set(splits.loc[splits["split"] == "holdout", "source"])
+    assert set(predictions["source"]) == holdout and len(predictions) == 4 * len(holdout)
+    for trial in (1, 2):
+        log = tables.read_tsv(tables.group_file(out, f"cnn-scratch_trial-0{trial}_epochs.tsv"))
+        assert len(log) == 1 and log["loss"].gt(log["bce"]).all()
+    model, card = load_model(tables.model_stem(out, "cnn-scratch"))
+    assert (card.positive_label, card.training["subjects"]) == ("MS", 14)
+    best = predictions[predictions["trial"] == card.metrics["best_trial"]["trial"]]
+    best = best[best["model"] == "cnn-scratch"].merge(
+        labelled_images(make_config(group_args(bids_dir, out)), bids.load_layout(bids_dir, out)),
+        on="source",
+    )
+    logits = predict_logits(model, load_volumes(best["image"].tolist()), batch_size=2, device="cpu")
+    np.testing.assert_allclose(logits.numpy(), best["score"], rtol=1e-4, atol=1e-5)
+
+    tuned = ["--init-model", str(tables.model_stem(out, "cnn-scratch")), "--skip-baselines"]
+    assert main(group_args(bids_dir, out, "--trials", "1", *common, *tuned)) == 0
+    assert tables.read_tsv(tables.group_file(out, "splits.tsv")).equals(splits)  # reused
+    performance = tables.read_tsv(tables.group_file(out, "performance.tsv"))
+    assert set(performance["model"]) == {
+        "cnn-scratch",
+        "svm-lesionload",
+        "svm-flair",
+        "cnn-pretrained",
+    }
+    fine_tuned = read_card(tables.model_stem(out, "cnn-pretrained"))
+    assert fine_tuned.training["init_model"] == card.model_id
+    assert fine_tuned.training["settings"]["lr"] == 5e-4
