@@ -2,9 +2,9 @@
 # Python environment. Build: docker build -t msxai/msxai:0.1.0 .
 FROM python:3.11.7-slim-bookworm
 
-# jemalloc halves the CNN's CPU time (measured); mricron-data ships the JHU white-matter atlas.
+# tcmalloc halves the CNN's CPU time (benchmarks/bench_explain.py); mricron-data ships the JHU white-matter atlas.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends make=4.3-4.1 libjemalloc2=5.3.0-1 mricron-data=1.2.20211006+dfsg-4 \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 libtcmalloc-minimal4=2.10-1 mricron-data=1.2.20211006+dfsg-4 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/msxai
@@ -16,7 +16,7 @@ RUN make install && rm -rf /root/.cache/pip
 # populated here, at build time, so the container never needs the network.
 ENV TEMPLATEFLOW_HOME=/opt/templateflow \
     PATH=/opt/msxai/.venv/bin:$PATH \
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
     MSXAI_CONTAINER=docker \
     MPLCONFIGDIR=/tmp/matplotlib \
     PYTHONUNBUFFERED=1

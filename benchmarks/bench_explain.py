@@ -2,15 +2,20 @@
 
 Usage::
 
-    python benchmarks/bench_explain.py [--threads 2] [--repeats 3]
+    python benchmarks/bench_explain.py [--threads 2] [--repeats 3] [--allocators ...]
 
-Each configuration runs in a fresh process (so peak memory is its own), with the C library's
-allocator and with jemalloc (Debian ``libjemalloc2``; ``--allocators`` adds tcmalloc) loaded by
-``LD_PRELOAD``, which is how a launcher or the container would use it. Per participant
-(one 96 × 114 × 96 volume, float32, batch 1) it prints the median of ``--repeats`` runs after a
-warm-up for the forward pass, zennit LRP-ε and gradient×input, the peak resident memory of
-each, and the LRP/forward ratio. With CUDA, it also reports participants per second for batched
-LRP-ε on the GPU. Timings on a shared machine include the other processes' load.
+Each configuration runs in a fresh process, so peak memory is its own. Allocators are compared
+as a launcher or the container would load them, with ``LD_PRELOAD``: the C library's, tcmalloc
+(Debian ``libtcmalloc-minimal4``) and jemalloc (Debian ``libjemalloc2``, told by ``MALLOC_CONF``
+to keep freed pages). The network allocates a few 250 MB tensors per pass; an allocator that
+hands them back to the kernel pays for every page again on the next pass (system time).
+
+Per participant (one 96 × 114 × 96 volume, float32, batch 1) it prints the median of
+``--repeats`` runs after a warm-up of the forward pass, zennit LRP-ε and gradient×input, with
+the CPU time of all threads, the resident memory of the idle process after imports, the peak
+of each task and the LRP/forward ratio. With CUDA it also reports participants per second of
+batched LRP-ε on the GPU. On a shared machine the wall times include the others' load; CPU
+time over the thread count approximates the wall time of an idle machine.
 """
 
 from __future__ import annotations
@@ -25,15 +30,20 @@ import time
 from pathlib import Path
 
 ALLOCATORS = {
-    "jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-    "tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    "glibc": {},
+    "tcmalloc": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"},
+    "jemalloc": {
+        "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+        "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1",
+    },
 }
+"""Environment that loads each allocator."""
 
 
 def loaded_allocator() -> str:
     """Name of a preloaded allocator found in this process's memory map, else ``glibc``."""
     maps = Path("/proc/self/maps").read_text()
-    return next((name for name in ALLOCATORS if name in maps), "glibc")
+    return next((name for name in ("tcmalloc", "jemalloc") if name in maps), "glibc")
 
 
 def reset_peak_memory() -> None:
@@ -48,11 +58,7 @@ def memory_gb(field: str = "VmHWM") -> float:
 
 
 def measure(task, repeats: int) -> dict:
-    """Median wall and CPU time (s) of ``task`` after a warm-up, and its peak memory (GB).
-
-    CPU time (all threads) over the thread count bounds the wall time of an idle machine from
-    below; on a busy machine the wall time grows, the CPU time much less.
-    """
+    """Median wall and CPU time (s) of ``task`` after a warm-up, and its peak memory (GB)."""
     reset_peak_memory()
     task()
     wall, cpu = [], []
@@ -94,17 +100,29 @@ def worker(implementation: str, threads: int, repeats: int) -> dict:
     }
 
 
-def run_worker(
-    implementation: str, threads: int, repeats: int, preload: str | None, wait_policy: str
-) -> dict:
-    """Run :func:`worker` in a fresh interpreter, optionally with a preloaded allocator."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY=wait_policy)
-    if preload:
-        env["LD_PRELOAD"] = preload
+def run_worker(implementation: str, allocator: str, args: argparse.Namespace) -> dict:
+    """Run :func:`worker` in a fresh interpreter with the allocator's environment."""
+    env = os.environ | ALLOCATORS[allocator]
+    env |= {"OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": args.omp_wait_policy}
     command = [sys.executable, __file__, "--worker", implementation]
-    command += ["--threads", str(threads), "--repeats", str(repeats)]
+    command += ["--threads", str(args.threads), "--repeats", str(args.repeats)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def print_header(args: argparse.Namespace) -> None:
+    print(
+        f"per participant, {args.threads} CPU threads, OMP_WAIT_POLICY={args.omp_wait_policy},"
+        f" median of {args.repeats} runs; load average at start {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "wall seconds (CPU seconds of all threads); GB resident: idle process after imports,"
+        " then the peak of each task"
+    )
+    print(
+        f"{'network':8} {'allocator':9} {'forward':>14} {'LRP-ε':>14} {'grad×input':>14}"
+        f" {'LRP/fw':>6} {'idle':>6} {'fw':>6} {'LRP':>6} {'g×i':>6}"
+    )
 
 
 def print_row(row: dict) -> None:
@@ -141,55 +159,47 @@ def cuda_throughput(batch_size: int = 8, repeats: int = 3) -> None:
         torch.cuda.synchronize()
         rate = repeats * batch_size / (time.perf_counter() - start)
         print(
-            f"CUDA {torch.cuda.get_device_name()}: {name} LRP-ε, batch {batch_size}: "
-            f"{rate:.1f} participants/s, peak {torch.cuda.max_memory_allocated() / 1e9:.1f} GB"
+            f"CUDA {torch.cuda.get_device_name()}: {name} LRP-ε, batch {batch_size}:"
+            f" {rate:.1f} participants/s, peak {torch.cuda.max_memory_allocated() / 1e9:.1f} GB"
         )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     parser.add_argument(
         "--allocators",
         nargs="+",
-        choices=["glibc", *ALLOCATORS],
-        default=["glibc", "jemalloc"],
-        help="allocators to compare (default glibc jemalloc; those not installed are skipped)",
+        choices=list(ALLOCATORS),
+        default=list(ALLOCATORS),
+        help="allocators to compare (default all; those not installed are skipped)",
     )
     parser.add_argument(
         "--omp-wait-policy",
         choices=["ACTIVE", "PASSIVE"],
         default="PASSIVE",
-        help="OpenMP threads waiting at barriers spin (ACTIVE) or sleep (PASSIVE, default): on a"
-        " busy machine spinning threads wait for descheduled peers and can multiply the time of"
-        " the literal network's conv1 backward tenfold",
+        help="OpenMP threads at a barrier spin (ACTIVE) or sleep (PASSIVE, default); on a busy"
+        " machine spinning threads wait for descheduled peers, which can make the literal"
+        " network's conv1 backward ten times slower",
     )
     parser.add_argument("--worker", choices=["literal", "fast"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.threads, args.repeats)))
         return
-    preloads = [ALLOCATORS.get(name) for name in args.allocators]
-    preloads = [path for path in preloads if path is None or Path(path).exists()]
-    print(
-        f"per participant, {args.threads} CPU threads, OMP_WAIT_POLICY={args.omp_wait_policy},"
-        f" median of {args.repeats} runs; load average at start {os.getloadavg()[0]:.1f}"
-    )
-    print(
-        f"{'network':8} {'allocator':9} {'forward':>14} {'LRP-ε':>14} {'grad×input':>14}"
-        f" {'LRP/fw':>6} {'GB idle':>6} {'GB fw':>6} {'GB LRP':>6} {'GB g×i':>6}"
-    )
-    print(
-        "(wall seconds per participant with CPU seconds of all threads in brackets; resident"
-        " memory of the idle process after imports, and peak per task)"
-    )
-    for preload in preloads:
+    print_header(args)
+    for allocator in args.allocators:
+        library = ALLOCATORS[allocator].get("LD_PRELOAD")
+        if library and not Path(library).exists():
+            print(f"{allocator}: {library} not installed, skipped")
+            continue
         for implementation in ("literal", "fast"):
-            row = run_worker(
-                implementation, args.threads, args.repeats, preload, args.omp_wait_policy
-            )
-            print_row(row)
+            print_row(run_worker(implementation, allocator, args))
     cuda_throughput()
 
 
