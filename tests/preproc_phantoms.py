@@ -66,7 +66,9 @@ def _head(brain: np.ndarray, intensity: np.ndarray) -> np.ndarray:
     ys, zs = np.nonzero(brain.any(axis=0))
     x0, y0, z_bottom = brain.shape[0] // 2, int(np.median(ys)), zs.min()
     xx, yy = np.indices(brain.shape[:2])
-    neck[:, :, : z_bottom + 30] = (((xx - x0) / 45.0) ** 2 + ((yy - y0) / 40.0) ** 2 <= 1)[..., None]
+    neck[:, :, : z_bottom + 30] = (((xx - x0) / 45.0) ** 2 + ((yy - y0) / 40.0) ** 2 <= 1)[
+        ..., None
+    ]
     outside = ndimage.distance_transform_edt(~(brain | neck))
     head = intensity.copy()
     head[neck & ~brain] = 0.35
@@ -95,7 +97,7 @@ def random_pose(rng: np.random.Generator, *, max_deg: float = 12.0, max_mm: floa
 
 def native_affine(voxel_mm: float, shape: tuple[int, int, int], axcodes: str) -> np.ndarray:
     """Affine (4, 4) of a native grid in orientation ``axcodes``, centred on the world origin."""
-    affine = np.eye(4)
+    affine = np.diag([0.0, 0.0, 0.0, 1.0])
     for axis, (world_axis, flip) in enumerate(nb.orientations.axcodes2ornt(axcodes)):
         affine[int(world_axis), axis] = voxel_mm * flip
     affine[:3, 3] = -affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)
@@ -112,6 +114,7 @@ def make_phantom(
     n_lesions: int = 0,
     fov_mm: tuple[float, float, float] = (200.0, 240.0, 200.0),
     noise: float = 0.02,
+    bias: bool = True,
 ) -> Phantom:
     """Sample a FLAIR phantom on a native grid whose world maps to the template by ``pose``."""
     brain, gm, wm, affine = _template_tissues()
@@ -131,7 +134,8 @@ def make_phantom(
     sample = vox_to_template_vox[:3, :3] @ coords + vox_to_template_vox[:3, 3:]
     flair = ndimage.map_coordinates(intensity, sample, order=1).reshape(shape)
     lesion = ndimage.map_coordinates(lesions.astype(np.float32), sample, order=1).reshape(shape)
-    flair *= _bias_field(shape, rng)
+    if bias:
+        flair *= _bias_field(shape, rng)
     flair = np.abs(flair + rng.normal(0, noise, shape)).astype(np.float32) * 1000
     return Phantom(
         flair=nb.Nifti1Image(flair, native),

@@ -7,6 +7,7 @@ builds take explicit keyword arguments.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -82,7 +83,11 @@ def execute(workflow: pe.Workflow, config: Config) -> list[Path]:
         }
     )
     before = set(crash_dir.glob("crash-*.txt"))
-    args = {"n_procs": config.nprocs, "raise_insufficient": False}
+    # Workers start from a fresh server process: forked workers can deadlock in OpenMP
+    # thread pools (scikit-learn, torch) that the parent process had already started.
+    args = {"n_procs": config.nprocs, "raise_insufficient": False, "mp_context": "forkserver"}
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.omp_nthreads)
+    os.environ["OMP_NUM_THREADS"] = str(config.omp_nthreads)
     if config.mem_gb:
         args["memory_gb"] = config.mem_gb
     try:

