@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ants
 import nibabel as nb
 import numpy as np
 from conftest import write_minimal_bids
@@ -17,6 +18,7 @@ from conftest import write_minimal_bids
 from msxai_bids import bids
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.workflows.cohort import DERIVATIVES
+from msxai_bids.workflows.outputs import PREPROC_OUTPUTS
 
 
 def brain_mask() -> np.ndarray:
@@ -44,7 +46,10 @@ def draw_volumes(patient: bool, rng: np.random.Generator) -> dict[str, np.ndarra
 
 
 def write_group_cohort(root: Path, n_subjects: int, *, seed: int = 0) -> tuple[Path, Path]:
-    """Raw dataset (subject 01 with two sessions) and derivatives; returns (bids, out)."""
+    """Raw dataset (subject 01 with two sessions) and derivatives; returns (bids, out).
+
+    The FLAIR-to-template transforms are identities, so heatmaps map back to the raw grid.
+    """
     subjects = {f"{i:02d}": [None] for i in range(1, n_subjects + 1)}
     subjects["01"] = ["a", "b"]
     raw = write_minimal_bids(root / "bids", subjects)
@@ -59,4 +64,6 @@ def write_group_cohort(root: Path, n_subjects: int, *, seed: int = 0) -> tuple[P
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 nb.save(nb.Nifti1Image(data, CNN_GRID.affine), path)
+            xfm = bids.derivative_path(out, {**entities, **PREPROC_OUTPUTS["xfm"]})
+            ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     return raw, out

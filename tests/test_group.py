@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,6 +163,10 @@ def test_training_from_scratch_then_fine_tuning_writes_table_3(tmp_path):
     )
     logits = predict_logits(model, load_volumes(best["image"].tolist()), batch_size=2, device="cpu")
     np.testing.assert_allclose(logits.numpy(), best["score"], rtol=1e-4, atol=1e-5)
+    for source in holdout:  # the holdout is explained with the saved model
+        stem = Path(source).name.replace("_FLAIR.nii.gz", "")
+        explained = out / Path(source).parent / f"{stem}_predictions.tsv"
+        assert tables.read_tsv(explained)["model_sha256"].item() == card.weights_sha256
 
     tuned = ["--init-model", str(tables.model_stem(out, "cnn-scratch")), "--skip-baselines"]
     assert main(group_args(bids_dir, out, "--trials", "1", *common, *tuned)) == 0
