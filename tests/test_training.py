@@ -119,8 +119,12 @@ def test_loss_includes_the_penalty_and_checkpoint_holds_the_best_state():
 def test_early_stopping_waits_patience_epochs_without_a_lower_loss():
     stopping = EarlyStopping(patience=2)
     assert [stopping.should_stop(x) for x in (1.0, 0.9, 0.95, 0.9)] == [False] * 3 + [True]
-    _, result = train_tiny(seed=0, patience=1, max_epochs=20)
-    assert len(result.history) < 20
+    # a large step makes the validation loss rise at some epoch; patience 1 stops right there
+    _, result = train_tiny(seed=0, patience=1, max_epochs=20, lr=0.5)
+    losses = result.history["val_loss"].to_numpy()
+    assert len(losses) < 20
+    assert all(losses[i] < losses[:i].min() for i in range(1, len(losses) - 1))
+    assert not losses[-1] < losses[:-1].min()
 
 
 def test_checkpoint_prefers_accuracy_then_lower_loss():
