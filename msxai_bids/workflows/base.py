@@ -34,10 +34,9 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
     """Preprocess one FLAIR and store its derivatives."""
     workflow = pe.Workflow(name=flair_workflow_name(flair))
     has_mask = lesion_mask is not None
+    fill = config.lesion_fill and has_mask
     preproc_wf = init_preproc_wf(
-        omp_nthreads=config.omp_nthreads,
-        lesion_fill=config.lesion_fill and has_mask,
-        has_lesion_mask=has_mask,
+        omp_nthreads=config.omp_nthreads, lesion_fill=fill, has_lesion_mask=has_mask
     )
     preproc_wf.inputs.inputnode.flair = flair.path
     if has_mask:
@@ -46,7 +45,7 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
         output_dir=config.output_dir,
         source_file=flair.path,
         has_lesion_mask=has_mask,
-        lesion_fill=config.lesion_fill and has_mask,
+        lesion_fill=fill,
     )
     fields = ds_wf.get_node("inputnode").inputs.copyable_trait_names()
     workflow.connect(
