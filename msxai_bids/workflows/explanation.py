@@ -28,10 +28,11 @@ from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
 from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
+from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
 from msxai_bids.model.modelfile import ModelCard, ModelFileError, load_model, read_card
 from msxai_bids.preprocessing.resampling import to_native
 from msxai_bids.workflows.cohort import derivative_file
-from msxai_bids.workflows.outputs import SPACE
+from msxai_bids.workflows.outputs import PREPROC_OUTPUTS, SPACE
 
 LOGGER = logging.getLogger("msxai.explain")
 
@@ -61,17 +62,8 @@ def check_model(path: Path, option: str) -> ModelCard:
 def find_scan(output_dir: Path, flair: BIDSFile) -> Scan | None:
     """The preprocessed derivatives of ``flair`` in ``output_dir``; None if preprocessing failed."""
     image = derivative_file(output_dir, flair, "preproc")
-    xfm = bids.derivative_path(
-        output_dir,
-        {
-            **bids.source_entities(flair),
-            "from": "FLAIR",
-            "to": CNN_GRID.template,
-            "mode": "image",
-            "suffix": "xfm",
-            "extension": ".txt",
-        },
-    )
+    entities = {**bids.source_entities(flair), **PREPROC_OUTPUTS["xfm"]}
+    xfm = bids.derivative_path(output_dir, entities)
     if image is None or not xfm.is_file():
         return None
     return Scan(
@@ -86,13 +78,6 @@ def find_scan(output_dir: Path, flair: BIDSFile) -> Scan | None:
 def method_label(method: str) -> str:
     """The ``desc-`` value of a method: ``lrp-epsilon`` → ``lrpepsilon``."""
     return method.replace("-", "")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def prediction_row(scan: Scan, card: ModelCard, logit: float) -> dict:
@@ -216,7 +201,7 @@ def explain_scans(
         Built-in atlas names or ``atlas-<name>_dseg.nii.gz`` paths for the region tables.
     device : {"auto", "cpu", "cuda"}
     """
-    device = resolve_device(device)
+    device = select_device(device, SINGLE_PROCESS)
     model, card = load_model(model_path, device=device)
     loaded = [load_atlas(atlas) for atlas in atlases]
     LOGGER.info(
@@ -226,7 +211,7 @@ def explain_scans(
         ", ".join(methods),
         ", ".join(a.name for a in loaded),
     )
-    failed, batch = [], BATCH_SIZE.get(device.split(":")[0], 1)
+    failed, batch = [], BATCH_SIZE[device.type]
     for start in range(0, len(scans), batch):
         chunk = scans[start : start + batch]
         volumes = np.stack([np.asanyarray(nb.load(s.image).dataobj, np.float32) for s in chunk])
