@@ -107,27 +107,36 @@ def load_layout(bids_dir: Path, output_dir: Path) -> BIDSLayout:
     return BIDSLayout(bids_dir, validate=False, derivatives=derivatives or False)
 
 
-def collect_flairs(
+def collect_images(
     layout: BIDSLayout,
     participant_label: Iterable[str] = (),
     session_label: Iterable[str] = (),
     bids_filters: Mapping[str, Any] | None = None,
 ) -> list[BIDSFile]:
-    """Return the raw FLAIR images selected by labels and filters, sorted by path.
+    """Return the raw anatomical images selected by labels and filters, sorted by path.
 
-    Raises :class:`NoInputError` when the dataset has no FLAIR at all and
-    :class:`NothingSelectedError` when labels or filters select nothing.
+    These are the FLAIR images, unless the ``flair`` query of the filters sets another
+    ``suffix`` (``T1w`` for a pre-training cohort). Raises :class:`NoInputError` when the
+    dataset has no image of that contrast at all and :class:`NothingSelectedError` when labels
+    or filters select nothing.
     """
-    base = {"datatype": "anat", "suffix": "FLAIR", "extension": [".nii", ".nii.gz"]}
-    if not layout.get(scope="raw", **base):
-        raise NoInputError(f"{layout.root} holds no anatomical FLAIR images (anat/*_FLAIR.nii*)")
+    query = {
+        "datatype": "anat",
+        "suffix": "FLAIR",
+        "extension": [".nii", ".nii.gz"],
+        **(bids_filters or {}).get("flair", {}),
+    }
+    contrast = query["suffix"]
+    if not layout.get(scope="raw", datatype="anat", suffix=contrast, extension=query["extension"]):
+        raise NoInputError(
+            f"{layout.root} holds no anatomical {contrast} images (anat/*_{contrast}.nii*)"
+        )
     subjects = set(layout.get_subjects(scope="raw"))
     missing = sorted(set(participant_label) - subjects)
     if missing:
         raise NothingSelectedError(
             f"participant label(s) not found in {layout.root}: {', '.join(missing)}"
         )
-    query = {**base, **(bids_filters or {}).get("flair", {})}
     if participant_label:
         query["subject"] = list(participant_label)
     if session_label:
@@ -135,7 +144,7 @@ def collect_flairs(
     files = sorted(layout.get(scope="raw", **query), key=lambda f: f.path)
     if not files:
         raise NothingSelectedError(
-            f"the labels/filters selected no FLAIR in {layout.root}: {query}"
+            f"the labels/filters selected no {contrast} in {layout.root}: {query}"
         )
     return files
 

@@ -15,6 +15,10 @@ from typing import Any
 
 from msxai_bids import __version__
 
+#: Anatomical contrasts the pipeline accepts; FLAIR is the default, T1w serves pre-training
+#: cohorts (the paper pre-trained on ADNI T1w images).
+CONTRASTS = ("FLAIR", "T1w", "T2w")
+
 
 def _new_run_id() -> str:
     """Timestamp plus a short random suffix, like fMRIPrep's run identifiers."""
@@ -63,6 +67,11 @@ class Config:
     lesion_filled: bool = False
     skip_baselines: bool = False
     run_id: str = field(default_factory=_new_run_id)
+
+    @property
+    def contrast(self) -> str:
+        """Suffix of the images this run processes: FLAIR unless the BIDS filters choose another."""
+        return self.bids_filters.get("flair", {}).get("suffix", CONTRASTS[0])
 
     @classmethod
     def from_namespace(cls, namespace: object) -> Config:

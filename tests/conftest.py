@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 
-def write_minimal_bids(root: Path, subjects: dict[str, list[str | None]]) -> Path:
-    """Write a tiny but valid BIDS dataset: ``subjects`` maps labels to session labels (or None)."""
+def write_minimal_bids(
+    root: Path, subjects: dict[str, list[str | None]], contrast: str = "FLAIR"
+) -> Path:
+    """Write a tiny but valid BIDS dataset: ``subjects`` maps labels to session labels (or None).
+
+    Each session holds one anatomical image of ``contrast`` (its suffix).
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset_description.json").write_text(
         json.dumps({"Name": "tiny", "BIDSVersion": "1.10.0", "Authors": ["A", "B"]})
@@ -28,9 +33,9 @@ def write_minimal_bids(root: Path, subjects: dict[str, list[str | None]]) -> Pat
             data = rng.random((12, 14, 10)).astype(np.float32)
             nb.save(
                 nb.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])),
-                anat / f"sub-{label}{ses}_FLAIR.nii.gz",
+                anat / f"sub-{label}{ses}_{contrast}.nii.gz",
             )
-            (anat / f"sub-{label}{ses}_FLAIR.json").write_text('{"EchoTime": 0.1}')
+            (anat / f"sub-{label}{ses}_{contrast}.json").write_text('{"EchoTime": 0.1}')
     (root / "participants.tsv").write_text("\n".join(rows) + "\n")
     (root / "participants.json").write_text(
         json.dumps(

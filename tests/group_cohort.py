@@ -18,7 +18,7 @@ from conftest import write_minimal_bids
 from msxai_bids import bids
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.workflows.cohort import DERIVATIVES
-from msxai_bids.workflows.outputs import PREPROC_OUTPUTS
+from msxai_bids.workflows.outputs import field_entities
 
 
 def brain_mask() -> np.ndarray:
@@ -45,14 +45,16 @@ def draw_volumes(patient: bool, rng: np.random.Generator) -> dict[str, np.ndarra
     }
 
 
-def write_group_cohort(root: Path, n_subjects: int, *, seed: int = 0) -> tuple[Path, Path]:
+def write_group_cohort(
+    root: Path, n_subjects: int, *, seed: int = 0, contrast: str = "FLAIR"
+) -> tuple[Path, Path]:
     """Raw dataset (subject 01 with two sessions) and derivatives; returns (bids, out).
 
     The FLAIR-to-template transforms are identities, so heatmaps map back to the raw grid.
     """
     subjects = {f"{i:02d}": [None] for i in range(1, n_subjects + 1)}
     subjects["01"] = ["a", "b"]
-    raw = write_minimal_bids(root / "bids", subjects)
+    raw = write_minimal_bids(root / "bids", subjects, contrast)
     out = root / "out"
     rng = np.random.default_rng(seed)
     for i, (label, sessions) in enumerate(subjects.items()):
@@ -60,10 +62,15 @@ def write_group_cohort(root: Path, n_subjects: int, *, seed: int = 0) -> tuple[P
             entities = {"subject": label, **({"session": session} if session else {})}
             for kind, data in draw_volumes(patient=bool(i % 2), rng=rng).items():
                 path = bids.derivative_path(
-                    out, {**entities, **DERIVATIVES[kind], "extension": ".nii.gz"}
+                    out,
+                    {
+                        **entities,
+                        **field_entities(DERIVATIVES[kind], contrast),
+                        "extension": ".nii.gz",
+                    },
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 nb.save(nb.Nifti1Image(data, CNN_GRID.affine), path)
-            xfm = bids.derivative_path(out, {**entities, **PREPROC_OUTPUTS["xfm"]})
+            xfm = bids.derivative_path(out, {**entities, **field_entities("xfm", contrast)})
             ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     return raw, out

@@ -8,19 +8,31 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 import pytest
+from conftest import write_minimal_bids
 
 from msxai_bids import bids
-from msxai_bids.errors import NothingSelectedError
+from msxai_bids.errors import NoInputError, NothingSelectedError
 from msxai_bids.interfaces.bids import DerivativesDataSink
 
 
-def test_collect_flairs_handles_sessions_and_labels(tiny_bids, tmp_path):
+def test_collect_images_handles_sessions_and_labels(tiny_bids, tmp_path):
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
-    assert len(bids.collect_flairs(layout)) == 3
-    only_02 = bids.collect_flairs(layout, participant_label=["02"], session_label=["b"])
+    assert len(bids.collect_images(layout)) == 3
+    only_02 = bids.collect_images(layout, participant_label=["02"], session_label=["b"])
     assert [Path(f.path).name for f in only_02] == ["sub-02_ses-b_FLAIR.nii.gz"]
     with pytest.raises(NothingSelectedError):
-        bids.collect_flairs(layout, participant_label=["01"], session_label=["b"])
+        bids.collect_images(layout, participant_label=["01"], session_label=["b"])
+
+
+def test_filters_can_select_t1w_images_instead(tmp_path):
+    t1w = write_minimal_bids(tmp_path / "t1w", {"01": [None], "02": [None]}, "T1w")
+    layout = bids.load_layout(t1w, tmp_path / "out")
+    with pytest.raises(NoInputError, match="no anatomical FLAIR images"):
+        bids.collect_images(layout)
+    images = bids.collect_images(layout, bids_filters={"flair": {"suffix": "T1w"}})
+    assert [Path(f.path).name for f in images] == ["sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"]
+    with pytest.raises(NoInputError, match="no anatomical T2w images"):
+        bids.collect_images(layout, bids_filters={"flair": {"suffix": "T2w"}})
 
 
 def test_lesion_mask_found_in_derivative_dataset(tiny_bids, tmp_path):
@@ -42,7 +54,7 @@ def test_lesion_mask_found_in_derivative_dataset(tiny_bids, tmp_path):
         anat / "sub-01_label-lesion_mask.nii.gz",
     )
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
-    flair_01, flair_02a, _ = bids.collect_flairs(layout)
+    flair_01, flair_02a, _ = bids.collect_images(layout)
     assert bids.find_lesion_mask(layout, flair_01).endswith("sub-01_label-lesion_mask.nii.gz")
     assert bids.find_lesion_mask(layout, flair_02a) is None
 

@@ -105,6 +105,19 @@ def test_malformed_filter_file_exits_64(tiny_bids, tmp_path):
     assert exc.value.code == 64
 
 
+def test_filter_file_sets_the_contrast_and_refuses_others(tiny_bids, tmp_path, capsys):
+    filters = tmp_path / "filters.json"
+    args = [str(tiny_bids), str(tmp_path / "out"), "participant", "--bids-filter-file"]
+    filters.write_text(json.dumps({"flair": {"suffix": "T1w"}}))
+    assert make_config([*args, str(filters)]).contrast == "T1w"
+    assert make_config(args[:3]).contrast == "FLAIR"
+    filters.write_text(json.dumps({"flair": {"suffix": "bold"}}))
+    with pytest.raises(SystemExit) as exc:
+        main([*args, str(filters)])
+    assert exc.value.code == 64
+    assert "'bold' is not one contrast" in capsys.readouterr().err
+
+
 def test_output_equal_to_input_exits_64(tiny_bids):
     assert main([str(tiny_bids), str(tiny_bids), "participant"]) == 64
 

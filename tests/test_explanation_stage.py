@@ -17,15 +17,13 @@ from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.modelfile import ModelCard, save_model
 from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.workflows.explanation import explain_scans, find_scan
-from msxai_bids.workflows.outputs import PREPROC_OUTPUTS
+from msxai_bids.workflows.outputs import output_entities
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 
 
-def _write_on_grid(out: Path, flair, entities: dict, data: np.ndarray) -> Path:
-    path = bids.derivative_path(
-        out, {**bids.source_entities(flair), **entities, "extension": ".nii.gz"}
-    )
+def _write_on_grid(out: Path, flair, field: str, data: np.ndarray) -> Path:
+    path = bids.derivative_path(out, {**output_entities(flair, field), "extension": ".nii.gz"})
     path.parent.mkdir(parents=True, exist_ok=True)
     nb.save(nb.Nifti1Image(data.astype(np.float32), CNN_GRID.affine), path)
     return path
@@ -35,16 +33,16 @@ def _write_on_grid(out: Path, flair, entities: dict, data: np.ndarray) -> Path:
 def preprocessed(tiny_bids, tmp_path):
     """OUT holding sub-01's preprocessed FLAIR, masks and an identity transform; a model file."""
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
-    flair = bids.collect_flairs(layout, participant_label=["01"])[0]
+    flair = bids.collect_images(layout, participant_label=["01"])[0]
     out = tmp_path / "out"
     volume = brain_like_volume(seed=3)[0, 0].numpy()
     volume = (volume - volume.min()) / (volume.max() - volume.min())
     lesion = np.zeros(CNN_GRID.shape, np.float32)
     lesion[40:46, 50:56, 50:54] = 1
-    _write_on_grid(out, flair, PREPROC_OUTPUTS["flair_preproc"], volume)
-    _write_on_grid(out, flair, PREPROC_OUTPUTS["brain_mask"], (volume > 0).astype(np.float32))
-    _write_on_grid(out, flair, {**PREPROC_OUTPUTS["brain_mask"], "desc": "lesion"}, lesion)
-    xfm = bids.derivative_path(out, {**bids.source_entities(flair), **PREPROC_OUTPUTS["xfm"]})
+    _write_on_grid(out, flair, "flair_preproc", volume)
+    _write_on_grid(out, flair, "brain_mask", (volume > 0).astype(np.float32))
+    _write_on_grid(out, flair, "lesion_mask", lesion)
+    xfm = bids.derivative_path(out, output_entities(flair, "xfm"))
     ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     model = save_model(
         tmp_path / "model",
@@ -108,4 +106,4 @@ def test_explain_scans_writes_named_outputs(preprocessed):
 
 def test_find_scan_is_none_without_preprocessing(tiny_bids, tmp_path):
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
-    assert find_scan(tmp_path / "out", bids.collect_flairs(layout)[0]) is None
+    assert find_scan(tmp_path / "out", bids.collect_images(layout)[0]) is None

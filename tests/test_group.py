@@ -21,7 +21,8 @@ from msxai_bids.model.training import predict_logits
 from msxai_bids.workflows import group_tables as tables
 from msxai_bids.workflows.cohort import DERIVATIVES
 from msxai_bids.workflows.group import labelled_images, prepare_splits
-from msxai_bids.workflows.group_cnn import training_settings
+from msxai_bids.workflows.group_cnn import cnn_description, training_settings
+from msxai_bids.workflows.outputs import field_entities
 
 
 @pytest.fixture(autouse=True)
@@ -75,9 +76,21 @@ def test_labelled_images_come_with_their_derivatives(small_cohort):
     }
 
 
+def test_a_t1w_cohort_is_read_and_described_by_its_contrast(tmp_path):
+    bids_dir, out = write_group_cohort(tmp_path, 4, contrast="T1w")
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"flair": {"suffix": "T1w"}}))
+    config = make_config(group_args(bids_dir, out, "--bids-filter-file", str(filters)))
+    images = labelled_images(config, bids.load_layout(bids_dir, out))
+    assert len(images) == 5
+    assert images["image"].map(lambda p: p.name.endswith("desc-preproc_T1w.nii.gz")).all()
+    assert cnn_description(config)["data"] == "T1w"
+
+
 def test_missing_preprocessed_images_are_listed_with_exit_66(tmp_path, capsys):
     bids_dir, out = write_group_cohort(tmp_path, 4)
-    entities = {"subject": "03", **DERIVATIVES["preproc"], "extension": ".nii.gz"}
+    preproc = field_entities(DERIVATIVES["preproc"], "FLAIR")
+    entities = {"subject": "03", **preproc, "extension": ".nii.gz"}
     bids.derivative_path(out, entities).unlink()
     assert main(group_args(bids_dir, out)) == 66
     assert "sub-03/anat/sub-03_FLAIR.nii.gz" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from msxai_bids import __version__
+from msxai_bids.config import CONTRASTS
 from msxai_bids.errors import UsageError
 
 ANALYSIS_LEVELS = ("participant", "group")
@@ -58,6 +59,11 @@ def _filter_file(value: str) -> dict[str, Any]:
     if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
         raise argparse.ArgumentTypeError(
             f'{path}: expected a JSON object like {{"flair": {{"acquisition": "3D"}}}}'
+        )
+    suffix = filters.get("flair", {}).get("suffix", CONTRASTS[0])
+    if suffix not in CONTRASTS:
+        raise argparse.ArgumentTypeError(
+            f"{path}: suffix {suffix!r} is not one contrast of {', '.join(CONTRASTS)}"
         )
     return filters
 
@@ -183,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="bids_filters",
         type=_filter_file,
         metavar="FILE",
-        help='JSON of pybids filters per query, e.g. {"flair": {"acquisition": "3D"}}',
+        help='JSON of pybids filters per query, e.g. {"flair": {"acquisition": "3D"}}; '
+        '{"flair": {"suffix": "T1w"}} processes T1w images instead (a pre-training cohort)',
     )
     sel.add_argument(
         "--skip-bids-validation",

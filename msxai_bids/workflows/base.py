@@ -44,6 +44,7 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
     ds_wf = init_ds_preproc_wf(
         output_dir=config.output_dir,
         source_file=flair.path,
+        contrast=flair.entities["suffix"],
         has_lesion_mask=has_mask,
         lesion_fill=fill,
     )
@@ -63,7 +64,7 @@ def init_participant_wf(
     workflow = pe.Workflow(name="msxai_participant_wf", base_dir=str(config.work_dir))
     for flair in flairs:
         mask = bids.find_lesion_mask(layout, flair)
-        LOGGER.info("FLAIR %s; lesion mask: %s", flair.relpath, mask or "none")
+        LOGGER.info("%s; lesion mask: %s", flair.relpath, mask or "none")
         if config.lesion_fill and mask is None:
             LOGGER.warning("--lesion-fill: no lesion mask for %s, not filled", flair.relpath)
         workflow.add_nodes([init_flair_wf(config=config, flair=flair, lesion_mask=mask)])
@@ -118,10 +119,10 @@ def prepare_layout(config: Config) -> BIDSLayout:
 def run_participant(config: Config) -> int:
     """Participant level: preprocess every selected FLAIR; exit code 1 if any failed."""
     layout = prepare_layout(config)
-    flairs = bids.collect_flairs(
+    flairs = bids.collect_images(
         layout, config.participant_label, config.session_label, config.bids_filters
     )
-    LOGGER.info("%d FLAIR image(s) selected", len(flairs))
+    LOGGER.info("%d %s image(s) selected", len(flairs), config.contrast)
     if config.model is not None:
         from msxai_bids.workflows.explanation import check_model
 

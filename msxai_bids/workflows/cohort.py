@@ -16,16 +16,16 @@ from bids.layout import BIDSFile
 
 from msxai_bids import bids
 from msxai_bids.errors import NoInputError, UsageError
-from msxai_bids.workflows.outputs import FILLED_OUTPUTS, LESION_OUTPUTS, PREPROC_OUTPUTS
+from msxai_bids.workflows.outputs import output_entities
 
 LOGGER = logging.getLogger("msxai.group")
 
-#: Image columns of the cohort table → entities of the derivative holding them.
+#: Image kinds of the cohort table → the preprocessing output that holds them.
 DERIVATIVES = {
-    "preproc": PREPROC_OUTPUTS["flair_preproc"],
-    "lesionfilled": FILLED_OUTPUTS["flair_filled"],
-    "lesion_mask": LESION_OUTPUTS["lesion_mask"],
-    "brain_mask": PREPROC_OUTPUTS["brain_mask"],
+    "preproc": "flair_preproc",
+    "lesionfilled": "flair_filled",
+    "lesion_mask": "lesion_mask",
+    "brain_mask": "brain_mask",
 }
 
 
@@ -82,7 +82,7 @@ def label_description(bids_dir: Path, column: str) -> dict:
 
 def derivative_file(output_dir: Path, flair: BIDSFile, kind: str) -> Path | None:
     """Path of ``flair``'s derivative of one :data:`DERIVATIVES` kind, or None if not written."""
-    entities = {**bids.source_entities(flair), **DERIVATIVES[kind]}
+    entities = output_entities(flair, DERIVATIVES[kind])
     for extension in (".nii.gz", ".nii"):
         path = bids.derivative_path(output_dir, {**entities, "extension": extension})
         if path.is_file():
@@ -123,12 +123,12 @@ def image_table(
         )
     table = pd.DataFrame(rows)
     if table.empty:
-        raise NoInputError("none of the selected FLAIR images belongs to a labelled participant")
+        raise NoInputError("none of the selected images belongs to a labelled participant")
     missing = table.loc[table["image"].isna(), "source"].tolist()
     if missing:
         what = "lesion-filled" if lesion_filled else "preprocessed"
         raise NoInputError(
-            f"{len(missing)} labelled FLAIR image(s) have no {what} FLAIR in {output_dir} "
+            f"{len(missing)} labelled image(s) have no {what} image in {output_dir} "
             f"(run the participant level{' with --lesion-fill' if lesion_filled else ''} "
             f"first): {', '.join(missing)}"
         )

@@ -32,7 +32,7 @@ from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
 from msxai_bids.model.modelfile import ModelCard, ModelFileError, load_model, read_card
 from msxai_bids.preprocessing.resampling import to_native
 from msxai_bids.workflows.cohort import derivative_file
-from msxai_bids.workflows.outputs import PREPROC_OUTPUTS, SPACE
+from msxai_bids.workflows.outputs import SPACE, output_entities
 
 LOGGER = logging.getLogger("msxai.explain")
 
@@ -62,8 +62,7 @@ def check_model(path: Path, option: str) -> ModelCard:
 def find_scan(output_dir: Path, flair: BIDSFile) -> Scan | None:
     """The preprocessed derivatives of ``flair`` in ``output_dir``; None if preprocessing failed."""
     image = derivative_file(output_dir, flair, "preproc")
-    entities = {**bids.source_entities(flair), **PREPROC_OUTPUTS["xfm"]}
-    xfm = bids.derivative_path(output_dir, entities)
+    xfm = bids.derivative_path(output_dir, output_entities(flair, "xfm"))
     if image is None or not xfm.is_file():
         return None
     return Scan(

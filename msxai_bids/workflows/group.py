@@ -43,11 +43,11 @@ LOGGER = logging.getLogger("msxai.group")
 
 
 def labelled_images(config: Config, layout: BIDSLayout) -> pd.DataFrame:
-    """The selected, labelled FLAIRs with their derivatives (see :func:`cohort.image_table`)."""
+    """The selected, labelled images with their derivatives (see :func:`cohort.image_table`)."""
     targets = read_labels(
         config.bids_dir, config.label_column, config.positive_label, config.negative_label
     )
-    flairs = bids.collect_flairs(
+    flairs = bids.collect_images(
         layout, config.participant_label, config.session_label, config.bids_filters
     )
     return image_table(config.output_dir, flairs, targets, lesion_filled=config.lesion_filled)
@@ -113,11 +113,11 @@ def baseline_features(
         LOGGER.warning("SVM on lesion load skipped: %d image(s) lack a lesion mask", missing)
     if splits.loc[fitting, "brain_mask"].notna().all():
         mask = baselines.common_mask(splits.loc[fitting, "brain_mask"].tolist())
-        name = "svm-flair" + ("-lesionfilled" if config.lesion_filled else "")
+        name = f"svm-{config.contrast.lower()}" + ("-lesionfilled" if config.lesion_filled else "")
         data = cnn_description(config)["data"]
         features[(name, data, True)] = baselines.voxel_features(volumes, mask)
     else:
-        LOGGER.warning("SVM on FLAIR voxels skipped: training images lack brain masks")
+        LOGGER.warning("SVM on image voxels skipped: training images lack brain masks")
     return features
 
 

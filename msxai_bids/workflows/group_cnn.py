@@ -43,7 +43,7 @@ LOGGER = logging.getLogger("msxai.group")
 def cnn_description(config: Config) -> dict[str, str]:
     """Name and Table-3 description of the CNN this run trains."""
     pretrained = config.init_model is not None
-    data = "FLAIR lesion-filled" if config.lesion_filled else "FLAIR"
+    data = f"{config.contrast} lesion-filled" if config.lesion_filled else config.contrast
     name = "cnn-" + ("pretrained" if pretrained else "scratch")
     name += "-lesionfilled" if config.lesion_filled else ""
     return {
@@ -210,7 +210,7 @@ def training_summary(config: Config, best: Trial, splits: pd.DataFrame) -> dict:
             f"{s}_{'positive' if t else 'negative'}": int(n) for (s, t), n in counts.items()
         },
         "subjects": int(splits["participant_id"].nunique()),
-        "input": "lesion-filled FLAIR" if config.lesion_filled else "preprocessed FLAIR",
+        "input": f"{'lesion-filled' if config.lesion_filled else 'preprocessed'} {config.contrast}",
         "split_file": f"{tables.GROUP_DIR}/splits.tsv",
         "split_id": tables.split_id(splits),
         "init_model": init,
