@@ -3,8 +3,8 @@
 Runs the production training step (:func:`msxai_bids.model.training.train_epoch`: batch copy,
 augmentation, BCE + L2 penalty, Adam with the Keras decay) on random 96×114×96 volumes and
 prints volumes/s and peak memory. Defaults: batch 4 (fine-tuning), 2 CPU threads, the fast
-network; ``--device cuda`` measures a GPU. ``--allocator jemalloc`` re-runs the benchmark with
-jemalloc preloaded (DESIGN §5: it halves CPU time)::
+network; ``--device cuda`` measures a GPU. Run it with tcmalloc preloaded, as the container and
+the demo do; ``--allocator jemalloc`` re-runs it with jemalloc instead, which is slower here::
 
     python benchmarks/bench_training.py
     python benchmarks/bench_training.py --network literal --allocator jemalloc

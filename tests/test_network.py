@@ -15,6 +15,7 @@ from msxai_bids.model.network import (
     NETWORKS,
     FastSixtyFourNet,
     SixtyFourNet,
+    UniformDropout,
     l2_penalty,
 )
 
@@ -38,7 +39,7 @@ def test_implementations_share_one_state_dict_layout():
 
 def test_literal_network_has_the_papers_layer_sequence():
     kinds = [type(m).__name__ for m in SixtyFourNet().children()]
-    block = ["Conv3d", "ELU", "MaxPool3d", "Dropout"]
+    block = ["Conv3d", "ELU", "MaxPool3d", "UniformDropout"]
     assert kinds == [*block, *block, "Conv3d", "ELU", *block, "Flatten", "Linear"]
     assert all(m.p == 0.3 for m in SixtyFourNet().modules() if isinstance(m, nn.Dropout))
 
@@ -76,6 +77,17 @@ def test_dropout_acts_in_training_mode_only():
         assert torch.equal(network(volume), network(volume))
         network.train()
         assert not torch.equal(network(volume), network(volume))
+
+
+def test_uniform_dropout_drops_p_and_keeps_the_expectation():
+    dropout = UniformDropout(0.3)
+    hidden = torch.full((1_000_000,), 2.0)
+    torch.manual_seed(0)
+    dropped = dropout(hidden)
+    assert (dropped == 0).float().mean().item() == pytest.approx(0.3, abs=0.002)
+    assert torch.allclose(dropped[dropped != 0], torch.tensor(2.0 / 0.7))
+    assert dropped.mean().item() == pytest.approx(2.0, rel=0.005)
+    assert dropout.eval()(hidden) is hidden
 
 
 def _gradients(network: nn.Module, volume: torch.Tensor) -> tuple[torch.Tensor, ...]:

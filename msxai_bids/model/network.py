@@ -8,9 +8,9 @@ the same shapes, so one state dict (and one model file) serves both:
 * :class:`FastSixtyFourNet` computes the same function with less work on a CPU: ELU runs after
   max pooling (ELU is strictly increasing, so the pool picks the same winner and the result is
   bit-identical) and the first convolution, which has a single input channel, runs as a 2-D
-  convolution over stacks of three consecutive slices in channels-last layout, followed by 2-D
-  pooling and a max over each group of three slices. Every weighted layer is still a
-  convolution or linear module, so zennit's rules attach to it unchanged.
+  convolution over stacks of three consecutive slices in channels-last layout, whose output
+  is pooled as a channels-last 3-D volume. Every weighted layer is still a convolution or
+  linear module, so zennit's rules attach to it unchanged.
 
 The output of both is the logit of the positive label, shape (N, 1); the sigmoid belongs to the
 loss and to the reported probability, never to the network, because LRP starts from the logit.
@@ -50,6 +50,22 @@ def glorot_init(model: nn.Module) -> nn.Module:
     return model
 
 
+class UniformDropout(nn.Dropout):
+    """Inverted dropout whose mask compares one uniform draw per element with ``p``.
+
+    The same distribution and scaling as :class:`torch.nn.Dropout`, but on CPUs its forward
+    and backward take 40 % less time than the ``bernoulli_`` kernel behind ``nn.Dropout``, and
+    after conv1 the masked tensor has 9 M elements per batch of four.
+    """
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Zero each element with probability ``p`` and scale the others by 1 / (1 − p)."""
+        if not self.training or self.p == 0.0:
+            return hidden
+        scale = (torch.rand_like(hidden) >= self.p).to(hidden.dtype).mul_(1.0 / (1.0 - self.p))
+        return hidden * scale
+
+
 class SixtyFourNet(nn.Sequential):
     """The paper's CNN, one module per layer; input (N, 1, 96, 114, 96), output logits (N, 1).
 
@@ -63,11 +79,12 @@ class SixtyFourNet(nn.Sequential):
     """
 
     def __init__(self, dropout: float = DROPOUT) -> None:
+        drop = UniformDropout
         layers = OrderedDict(
-            conv1=_conv(1), elu1=nn.ELU(), pool1=nn.MaxPool3d(3), drop1=nn.Dropout(dropout),
-            conv2=_conv(CHANNELS), elu2=nn.ELU(), pool2=nn.MaxPool3d(3), drop2=nn.Dropout(dropout),
+            conv1=_conv(1), elu1=nn.ELU(), pool1=nn.MaxPool3d(3), drop1=drop(dropout),
+            conv2=_conv(CHANNELS), elu2=nn.ELU(), pool2=nn.MaxPool3d(3), drop2=drop(dropout),
             conv3=_conv(CHANNELS), elu3=nn.ELU(),
-            conv4=_conv(CHANNELS), elu4=nn.ELU(), pool3=nn.MaxPool3d(3), drop3=nn.Dropout(dropout),
+            conv4=_conv(CHANNELS), elu4=nn.ELU(), pool3=nn.MaxPool3d(3), drop3=drop(dropout),
             flatten=nn.Flatten(), fc=nn.Linear(2 * CHANNELS, 1),
         )  # fmt: skip
         super().__init__(layers)
@@ -117,25 +134,28 @@ class FastSixtyFourNet(nn.Module):
     def __init__(self, dropout: float = DROPOUT) -> None:
         super().__init__()
         self.conv1 = DepthFoldedConv3d()
-        self.pool1 = nn.MaxPool2d(3)
-        self.elu1, self.drop1 = nn.ELU(), nn.Dropout(dropout)
+        self.pool1 = nn.MaxPool3d(3)
+        self.elu1, self.drop1 = nn.ELU(), UniformDropout(dropout)
         self.conv2, self.pool2 = _conv(CHANNELS), nn.MaxPool3d(3)
-        self.elu2, self.drop2 = nn.ELU(), nn.Dropout(dropout)
+        self.elu2, self.drop2 = nn.ELU(), UniformDropout(dropout)
         self.conv3, self.elu3 = _conv(CHANNELS), nn.ELU()
         self.conv4, self.pool3 = _conv(CHANNELS), nn.MaxPool3d(3)
-        self.elu4, self.drop3 = nn.ELU(), nn.Dropout(dropout)
+        self.elu4, self.drop3 = nn.ELU(), UniformDropout(dropout)
         self.flatten, self.fc = nn.Flatten(), nn.Linear(2 * CHANNELS, 1)
         glorot_init(self)
 
     def _block1(self, volumes: torch.Tensor) -> torch.Tensor:
-        """conv1 → 3×3×3 max pool as (2-D pool per slice, then max over 3 slices) → ELU."""
+        """conv1 over depth-folded slices → 3×3×3 max pool → ELU.
+
+        The Conv2d output (N·depth, C, H, W) in channels-last storage is, without a copy, the
+        (N, C, depth, H, W) volume in channels-last-3d storage, where 3-D pooling runs over
+        contiguous channel vectors. The pooled volume stays channels-last: the gradient that
+        returns to the pool then has the same layout, which keeps its backward fast.
+        """
         n, depth = volumes.shape[0], (volumes.shape[2] - 2) // 3 * 3
-        planes = self.pool1(self.conv1(fold_depth(volumes, depth)))  # (N·depth, C, H, W)
-        # The max runs in channels-last storage order, (N, depth/3, 3, H, W, C), so that the
-        # gradient reaching pool1 is channels-last too: its backward is 3x slower otherwise.
-        grouped = planes.permute(0, 2, 3, 1).unflatten(0, (n, depth // 3, 3))
-        pooled = grouped.max(dim=2).values.permute(0, 4, 1, 2, 3).contiguous()
-        return self.drop1(self.elu1(pooled))
+        planes = self.conv1(fold_depth(volumes, depth))
+        stacked = planes.unflatten(0, (n, depth)).transpose(1, 2)
+        return self.drop1(self.elu1(self.pool1(stacked)))
 
     def forward(self, volumes: torch.Tensor) -> torch.Tensor:
         """Logits (N, 1) of volumes (N, 1, 96, 114, 96)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -144,6 +145,21 @@ def batch_indices(
     return list(order.split(batch_size))
 
 
+@contextmanager
+def denormals_flushed() -> Iterator[None]:
+    """Compute with float denormals flushed to zero on the CPU, then restore IEEE behaviour.
+
+    TensorFlow, the paper's Keras backend, runs its CPU kernels this way. Tiny activations
+    and gradients otherwise take the slow denormal path: training steps are about 10 % faster
+    (``benchmarks/bench_training.py``).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def train_epoch(
     model: nn.Module,
     data: LabelledVolumes,
@@ -158,22 +174,24 @@ def train_epoch(
     """One pass over ``batches``; returns the mean total loss and its cross-entropy part.
 
     The total loss per batch is the batch-mean cross-entropy plus ``penalty(network)``, as in
-    Keras, where kernel regularisers are added once per batch.
+    Keras, where kernel regularisers are added once per batch. Denormals are flushed to zero
+    meanwhile (:func:`denormals_flushed`).
     """
     model.train()
     totals, entropies = [], []
-    for index in batches:
-        x = data.volumes[index]
-        x = augment(x, augmentation) if augmentation is not None else x
-        x, y = x.to(device, non_blocking=True), data.targets[index].to(device)
-        entropy = binary_cross_entropy_with_logits(model(x).reshape(-1), y)
-        loss = entropy + penalty(unwrap(model))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        totals.append(loss.item())
-        entropies.append(entropy.item())
+    with denormals_flushed():
+        for index in batches:
+            x = data.volumes[index]
+            x = augment(x, augmentation) if augmentation is not None else x
+            x, y = x.to(device, non_blocking=True), data.targets[index].to(device)
+            entropy = binary_cross_entropy_with_logits(model(x).reshape(-1), y)
+            loss = entropy + penalty(unwrap(model))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            totals.append(loss.item())
+            entropies.append(entropy.item())
     return {"loss": float(np.mean(totals)), "bce": float(np.mean(entropies))}
 
 
