@@ -35,8 +35,9 @@ def test_graph_without_lesions_has_the_core_chain():
 
 
 def test_graph_with_lesion_fill_adds_lesion_branch():
-    workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True)
+    workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True, seed=7)
     edges = _edges(workflow)
+    assert workflow.get_node("fill_lesions").inputs.seed == 7  # --seed reaches the fill
     assert ("register", "lesion_to_grid") in edges
     assert ("lesion_to_grid", "fill_lesions") in edges
     assert ("scale_filled", "outputnode") in edges

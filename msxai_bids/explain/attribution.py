@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 from zennit.attribution import Gradient
 
@@ -38,7 +39,7 @@ class Explanation:
     @property
     def probabilities(self) -> np.ndarray:
         """Sigmoid of the logits, shape (N,): the probability of the positive label."""
-        return 1.0 / (1.0 + np.exp(-self.logits))
+        return expit(self.logits)
 
 
 @contextmanager

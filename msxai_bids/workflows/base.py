@@ -36,7 +36,10 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
     has_mask = lesion_mask is not None
     fill = config.lesion_fill and has_mask
     preproc_wf = init_preproc_wf(
-        omp_nthreads=config.omp_nthreads, lesion_fill=fill, has_lesion_mask=has_mask
+        omp_nthreads=config.omp_nthreads,
+        lesion_fill=fill,
+        has_lesion_mask=has_mask,
+        seed=config.seed,
     )
     preproc_wf.inputs.inputnode.flair = flair.path
     if has_mask:

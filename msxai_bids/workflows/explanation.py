@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from bids.layout import BIDSFile
+from scipy.special import expit
 
 from msxai_bids import bids
 from msxai_bids.config import Config
@@ -81,7 +82,7 @@ def method_label(method: str) -> str:
 
 def prediction_row(scan: Scan, card: ModelCard, logit: float) -> dict:
     """One row of the predictions table: probability and label of the positive class."""
-    probability = float(1.0 / (1.0 + np.exp(-logit)))
+    probability = float(expit(logit))
     entities = scan.flair.entities
     return {
         "participant_id": f"sub-{entities['subject']}",

@@ -35,7 +35,12 @@ grid of {CNN_GRID.description} Intensities inside the brain mask were min-max sc
 
 
 def init_preproc_wf(
-    *, omp_nthreads: int, lesion_fill: bool, has_lesion_mask: bool, name: str = "preproc_wf"
+    *,
+    omp_nthreads: int,
+    lesion_fill: bool,
+    has_lesion_mask: bool,
+    seed: int = 0,
+    name: str = "preproc_wf",
 ) -> pe.Workflow:
     """Build the preprocessing workflow of one FLAIR.
 
@@ -48,6 +53,8 @@ def init_preproc_wf(
         (requires ``has_lesion_mask``).
     has_lesion_mask : bool
         A lesion mask is given and is moved to the grid with the FLAIR's transform.
+    seed : int
+        Seed of the intensities drawn by lesion filling (``--seed``).
     name : str
         Workflow name (unique per FLAIR, e.g. with subject, session and run).
 
@@ -120,11 +127,13 @@ def init_preproc_wf(
     ])  # fmt: skip
     if has_lesion_mask:
         _add_lesion_nodes(workflow, itk_node(ResampleToGrid(is_mask=True), "lesion_to_grid"),
-                          lesion_fill)  # fmt: skip
+                          lesion_fill, seed)  # fmt: skip
     return workflow
 
 
-def _add_lesion_nodes(workflow: pe.Workflow, lesion_to_grid: pe.Node, lesion_fill: bool) -> None:
+def _add_lesion_nodes(
+    workflow: pe.Workflow, lesion_to_grid: pe.Node, lesion_fill: bool, seed: int
+) -> None:
     """Move the lesion mask to the grid and, if asked, output a lesion-filled FLAIR."""
     inputnode, outputnode = workflow.get_node("inputnode"), workflow.get_node("outputnode")
     reorient = pe.Node(Reorient(), name="reorient_lesion")
@@ -137,7 +146,7 @@ def _add_lesion_nodes(workflow: pe.Workflow, lesion_to_grid: pe.Node, lesion_fil
     ])  # fmt: skip
     if not lesion_fill:
         return
-    fill = pe.Node(FillLesions(), name="fill_lesions")
+    fill = pe.Node(FillLesions(seed=seed), name="fill_lesions")
     scale_filled = pe.Node(MinMaxScale(), name="scale_filled")
     workflow.connect([
         (workflow.get_node("flair_to_grid"), fill, [("out_file", "in_file")]),
