@@ -18,8 +18,9 @@ step "Synthetic MS/HC cohort (FLAIR with skull, 1 mm, lesion masks) -> $BIDS"
 step "Participant level: preprocessing of every FLAIR -> $OUT"
 msxai "$BIDS" "$OUT" participant -w "$DEMO/work" --nprocs "$NPROCS" --omp-nthreads 1 --lesion-fill
 
+# 14 training images: batches of two give the network enough steps to learn in 10 epochs.
 step "Group level: train the CNN (1 short trial), SVM baselines, explain the holdout"
-msxai "$BIDS" "$OUT" group --train --trials 1 --epochs 8 --patience 4 -w "$DEMO/work" \
+msxai "$BIDS" "$OUT" group --train --trials 1 --epochs 10 --batch-size 2 -w "$DEMO/work" \
     --nprocs "$NPROCS" --skip-bids-validation
 
 step "Participant level with the trained model: prediction, LRP heatmaps, region tables"

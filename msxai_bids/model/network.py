@@ -19,6 +19,7 @@ loss and to the reported probability, never to the network, because LRP starts f
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +119,16 @@ def fold_depth(volumes: torch.Tensor, depth: int) -> torch.Tensor:
     return stacks.flatten(0, 1).contiguous(memory_format=torch.channels_last)
 
 
+def _with_strides(grad: torch.Tensor, strides: tuple[int, ...]) -> torch.Tensor:
+    """``grad`` laid out with ``strides`` (those of a channels-last-3d tensor).
+
+    The CPU max-pool backward copies its whole input when the gradient's strides differ, even
+    where they differ only along a dimension of size one, as in zennit's gradients for a batch
+    of one: that copy made LRP 50 % slower.
+    """
+    return grad if grad.stride() == strides else grad.clone(memory_format=torch.channels_last_3d)
+
+
 class FastSixtyFourNet(nn.Module):
     """:class:`SixtyFourNet` computed with less work; same parameters, same outputs.
 
@@ -149,13 +160,15 @@ class FastSixtyFourNet(nn.Module):
 
         The Conv2d output (N·depth, C, H, W) in channels-last storage is, without a copy, the
         (N, C, depth, H, W) volume in channels-last-3d storage, where 3-D pooling runs over
-        contiguous channel vectors. The pooled volume stays channels-last: the gradient that
-        returns to the pool then has the same layout, which keeps its backward fast.
+        contiguous channel vectors. The pooled volume stays channels-last, and the gradient
+        that returns to it gets its exact strides, which keeps the pool's backward fast.
         """
         n, depth = volumes.shape[0], (volumes.shape[2] - 2) // 3 * 3
         planes = self.conv1(fold_depth(volumes, depth))
-        stacked = planes.unflatten(0, (n, depth)).transpose(1, 2)
-        return self.drop1(self.elu1(self.pool1(stacked)))
+        pooled = self.pool1(planes.unflatten(0, (n, depth)).transpose(1, 2))
+        if pooled.requires_grad:
+            pooled.register_hook(partial(_with_strides, strides=pooled.stride()))
+        return self.drop1(self.elu1(pooled))
 
     def forward(self, volumes: torch.Tensor) -> torch.Tensor:
         """Logits (N, 1) of volumes (N, 1, 96, 114, 96)."""
