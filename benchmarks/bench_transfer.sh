@@ -17,7 +17,8 @@ TCMALLOC=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 if [ -f "$TCMALLOC" ]; then export LD_PRELOAD="$TCMALLOC"; fi
 mkdir -p "$ROOT"
 echo '{"flair": {"suffix": "T1w"}}' > "$ROOT/t1w.json"
-COMMON=(--nprocs "$NPROCS" --omp-nthreads 1 --seed 0)
+PREP=(--nprocs "$NPROCS" --omp-nthreads 1 --seed 0)  # one thread per participant
+TRAIN=(--nprocs "$NPROCS" --seed 0)  # one process with NPROCS threads
 
 stage() {  # stage NAME COMMAND...: run once, log its wall time
     local name=$1; shift
@@ -32,17 +33,17 @@ stage() {  # stage NAME COMMAND...: run once, log its wall time
 stage synth-ad msxai-synth "$ROOT/ad" --task ad --contrast T1w \
     --n-patients "$N_AD" --n-controls "$N_CN" --seed 921 -q
 stage synth-ms msxai-synth "$ROOT/ms" --task ms --n-patients "$N_MS" --n-controls "$N_HC" --seed 2019 -q
-stage preproc-ad msxai "$ROOT/ad" "$ROOT/ad-out" participant -w "$ROOT/work-ad" "${COMMON[@]}" \
+stage preproc-ad msxai "$ROOT/ad" "$ROOT/ad-out" participant -w "$ROOT/work-ad" "${PREP[@]}" \
     --bids-filter-file "$ROOT/t1w.json"
-stage preproc-ms msxai "$ROOT/ms" "$ROOT/ms-out" participant -w "$ROOT/work-ms" "${COMMON[@]}"
+stage preproc-ms msxai "$ROOT/ms" "$ROOT/ms-out" participant -w "$ROOT/work-ms" "${PREP[@]}"
 stage pretrain msxai "$ROOT/ad" "$ROOT/ad-out" group --train --trials 1 "${CAP[@]}" \
     --bids-filter-file "$ROOT/t1w.json" --positive-label AD --negative-label CN \
-    --skip-baselines --skip-bids-validation -w "$ROOT/work-ad" "${COMMON[@]}"
+    --skip-baselines --skip-bids-validation -w "$ROOT/work-ad" "${TRAIN[@]}"
 stage scratch msxai "$ROOT/ms" "$ROOT/ms-out" group --train --trials "$TRIALS" "${CAP[@]}" \
-    --skip-bids-validation -w "$ROOT/work-ms" "${COMMON[@]}"
+    --skip-bids-validation -w "$ROOT/work-ms" "${TRAIN[@]}"
 stage finetune msxai "$ROOT/ms" "$ROOT/ms-out" group --train --trials "$TRIALS" "${CAP[@]}" \
     --init-model "$ROOT/ad-out/models/cnn-scratch" --skip-baselines \
-    --skip-bids-validation -w "$ROOT/work-ms" "${COMMON[@]}"
+    --skip-bids-validation -w "$ROOT/work-ms" "${TRAIN[@]}"
 
 echo "==> Pre-training (AD vs CN, T1w)"
 column -t -s $'\t' "$ROOT/ad-out/group/performance.tsv"
