@@ -22,6 +22,7 @@ from bids.layout import BIDSFile, BIDSLayout
 from bids.layout.writing import build_path
 
 from msxai_bids import __version__
+from msxai_bids.config import filtered_contrast
 from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError
 
 LOGGER = logging.getLogger("msxai.bids")
@@ -122,11 +123,10 @@ def collect_images(
     """
     query = {
         "datatype": "anat",
-        "suffix": "FLAIR",
         "extension": [".nii", ".nii.gz"],
         **(bids_filters or {}).get("flair", {}),
     }
-    contrast = query["suffix"]
+    contrast = query["suffix"] = filtered_contrast(bids_filters or {})
     if not layout.get(scope="raw", datatype="anat", suffix=contrast, extension=query["extension"]):
         raise NoInputError(
             f"{layout.root} holds no anatomical {contrast} images (anat/*_{contrast}.nii*)"

@@ -20,6 +20,11 @@ from msxai_bids import __version__
 CONTRASTS = ("FLAIR", "T1w", "T2w")
 
 
+def filtered_contrast(bids_filters: dict[str, Any]) -> Any:
+    """The suffix the ``flair`` query of ``--bids-filter-file`` selects; FLAIR when it sets none."""
+    return bids_filters.get("flair", {}).get("suffix", CONTRASTS[0])
+
+
 def _new_run_id() -> str:
     """Timestamp plus a short random suffix, like fMRIPrep's run identifiers."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -71,7 +76,7 @@ class Config:
     @property
     def contrast(self) -> str:
         """Suffix of the images this run processes: FLAIR unless the BIDS filters choose another."""
-        return self.bids_filters.get("flair", {}).get("suffix", CONTRASTS[0])
+        return filtered_contrast(self.bids_filters)
 
     @classmethod
     def from_namespace(cls, namespace: object) -> Config:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from msxai_bids import __version__
-from msxai_bids.config import CONTRASTS
+from msxai_bids.config import CONTRASTS, filtered_contrast
 from msxai_bids.errors import UsageError
 
 ANALYSIS_LEVELS = ("participant", "group")
@@ -60,7 +60,7 @@ def _filter_file(value: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(
             f'{path}: expected a JSON object like {{"flair": {{"acquisition": "3D"}}}}'
         )
-    suffix = filters.get("flair", {}).get("suffix", CONTRASTS[0])
+    suffix = filtered_contrast(filters)
     if suffix not in CONTRASTS:
         raise argparse.ArgumentTypeError(
             f"{path}: suffix {suffix!r} is not one contrast of {', '.join(CONTRASTS)}"
