@@ -154,7 +154,12 @@ def find_lesion_mask(layout: BIDSLayout, flair: BIDSFile) -> str | None:
 
     Masks are ``..._label-lesion_mask.nii.gz`` in the FLAIR's own space (no ``space-``
     entity, or ``space-orig``), with the FLAIR's subject/session/acquisition/run entities.
+    A plain dataset has no derivative dataset, and pybids does not know the ``label`` entity
+    then, so the query is not even asked: a missing mask is normal, never an error.
     """
+    if not layout.derivatives:
+        LOGGER.debug("%s has no derivative datasets: no lesion masks", layout.root)
+        return None
     entities = source_entities(flair)
     candidates = layout.get(
         scope="derivatives",

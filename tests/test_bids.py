@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import nibabel as nb
@@ -13,6 +14,7 @@ from conftest import write_minimal_bids
 from msxai_bids import bids
 from msxai_bids.errors import NoInputError, NothingSelectedError
 from msxai_bids.interfaces.bids import DerivativesDataSink
+from msxai_bids.workflows.cohort import label_description, read_labels
 
 
 def test_collect_images_handles_sessions_and_labels(tiny_bids, tmp_path):
@@ -57,6 +59,62 @@ def test_lesion_mask_found_in_derivative_dataset(tiny_bids, tmp_path):
     flair_01, flair_02a, _ = bids.collect_images(layout)
     assert bids.find_lesion_mask(layout, flair_01).endswith("sub-01_label-lesion_mask.nii.gz")
     assert bids.find_lesion_mask(layout, flair_02a) is None
+
+
+def write_plain_bids(root: Path, subjects: dict[str, list[str | None]]) -> Path:
+    """A dataset as users bring it: no ``derivatives/``, no participants files."""
+    write_minimal_bids(root, subjects)
+    (root / "participants.tsv").unlink()
+    (root / "participants.json").unlink()
+    return root
+
+
+@pytest.mark.parametrize(
+    "subjects",
+    [
+        {"01": [None], "02": [None]},
+        {"01": ["a"], "02": ["a", "b"]},
+        {"01": [None], "02": ["a"]},
+    ],
+    ids=["no-sessions", "sessions", "mixed"],
+)
+def test_plain_dataset_is_valid_input_without_optional_files(tmp_path, subjects, caplog):
+    plain = write_plain_bids(tmp_path / "plain", subjects)
+    bids.validate_dataset(plain)
+    layout = bids.load_layout(plain, tmp_path / "out")
+    flairs = bids.collect_images(layout)
+    assert len(flairs) == sum(len(sessions) for sessions in subjects.values())
+    with caplog.at_level(logging.DEBUG, logger="msxai.bids"):
+        assert [bids.find_lesion_mask(layout, flair) for flair in flairs] == [None] * len(flairs)
+    assert "no derivative datasets: no lesion masks" in caplog.text
+
+
+def test_derivatives_without_lesion_masks_give_none(tmp_path):
+    plain = write_plain_bids(tmp_path / "plain", {"01": [None]})
+    (plain / "derivatives" / "empty").mkdir(parents=True)
+    other = plain / "derivatives" / "other"
+    (other / "sub-01" / "anat").mkdir(parents=True)
+    (other / "dataset_description.json").write_text(
+        json.dumps(
+            {
+                "Name": "other",
+                "BIDSVersion": "1.10.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "x"}],
+            }
+        )
+    )
+    layout = bids.load_layout(plain, tmp_path / "out")
+    assert bids.find_lesion_mask(layout, bids.collect_images(layout)[0]) is None
+
+
+def test_participants_files_are_optional_until_labels_are_needed(tmp_path, caplog):
+    plain = write_plain_bids(tmp_path / "plain", {"01": [None]})
+    with caplog.at_level(logging.INFO, logger="msxai.group"):
+        assert label_description(plain, "diagnosis") == {}
+    assert "participants.json" in caplog.text
+    with pytest.raises(NoInputError, match="needs diagnostic labels"):
+        read_labels(plain, "diagnosis", "MS", "HC")
 
 
 @pytest.mark.parametrize(
@@ -157,3 +215,4 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(OSError):
         bids.atomic_write(target, fail)
     assert list(tmp_path.iterdir()) == []
+

@@ -73,9 +73,13 @@ def read_labels(bids_dir: Path, column: str, positive: str, negative: str) -> pd
 
 
 def label_description(bids_dir: Path, column: str) -> dict:
-    """The entry of ``column`` in ``participants.json`` (empty when undescribed)."""
+    """The entry of ``column`` in ``participants.json`` (empty when undescribed).
+
+    ``participants.json`` is only recommended by BIDS, so a dataset without it is normal.
+    """
     sidecar = bids_dir / "participants.json"
     if not sidecar.is_file():
+        LOGGER.info("no %s: the label column %r is undescribed", sidecar, column)
         return {}
     return json.loads(sidecar.read_text()).get(column, {})
 
