@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from bids.layout import BIDSFile, BIDSLayout
+from bids.layout import BIDSFile, BIDSLayout, parse_file_entities
 from bids.layout.writing import build_path
 
 from msxai_bids import __version__
 from msxai_bids.config import filtered_contrast
 from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError
+from msxai_bids.grid import CNN_GRID
 
 LOGGER = logging.getLogger("msxai.bids")
 
@@ -42,18 +43,25 @@ DERIVATIVE_PATTERN = (
 #: Entities of a source file that carry over to the derivatives made from it.
 SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstruction", "run")
 
-#: Non-standard files in the output dataset, hidden from BIDS validators.
+#: Non-standard files in the output dataset, hidden from BIDS validators. Folders are named
+#: without a trailing slash: bids-validator-deno tests a folder's path without one, so
+#: ``figures/`` would not hide ``sub-01/figures``. ``stat-``/``statmap`` are BEP041, not BIDS yet.
 BIDSIGNORE = (
-    "logs/",
-    "figures/",
+    "logs",
+    "figures",
+    "models",
+    "group",
     "*.html",
     "*_xfm.txt",
-    "*_statmap.tsv",
+    "*_statmap.*",
     "*_qc.json",
     "*_predictions.tsv",
-    "models/",
-    "group/",
 )
+
+#: ``Resolution`` of each ``res-`` label msxai writes; BIDS requires it of every such image.
+RESOLUTIONS = {CNN_GRID.label: CNN_GRID.description}
+
+NIFTI_EXTENSIONS = (".nii", ".nii.gz")
 
 
 def validator_executable() -> str:
@@ -190,6 +198,25 @@ def derivative_path(output_dir: Path, entities: Mapping[str, Any]) -> Path:
 def sidecar_path(path: Path) -> Path:
     """The JSON sidecar of a data file: every extension replaced by ``.json``."""
     return path.with_name(path.name.split(".")[0] + ".json")
+
+
+def required_metadata(path: Path) -> dict[str, Any]:
+    """Sidecar fields BIDS requires of the image at ``path`` because of entities in its name.
+
+    A ``res-`` entity obliges a ``Resolution`` sidecar field, masks included; deriving it from
+    the name means no writer can forget it. Non-image files (tables, figures) need none.
+    """
+    entities = parse_file_entities(str(path))
+    if entities.get("extension") not in NIFTI_EXTENSIONS or "res" not in entities:
+        return {}
+    if entities["res"] not in RESOLUTIONS:
+        raise ValueError(f"{path.name}: no Resolution known for res-{entities['res']}")
+    return {"Resolution": RESOLUTIONS[entities["res"]]}
+
+
+def write_sidecar(path: Path, metadata: Mapping[str, Any]) -> Path:
+    """Write the JSON sidecar of data file ``path``: ``metadata`` plus the required fields."""
+    return write_json(sidecar_path(path), {**metadata, **required_metadata(path)})
 
 
 def raw_uri(source_file: str) -> str:

@@ -13,6 +13,7 @@ from conftest import write_minimal_bids
 
 from msxai_bids import bids
 from msxai_bids.errors import NoInputError, NothingSelectedError
+from msxai_bids.grid import CNN_GRID
 from msxai_bids.interfaces.bids import DerivativesDataSink
 from msxai_bids.workflows.cohort import label_description, read_labels
 
@@ -179,7 +180,7 @@ def test_dataset_description_is_a_derivative(tmp_path, tiny_bids):
     assert description["DatasetType"] == "derivative"
     assert description["GeneratedBy"][0]["Name"] == "msxai"
     assert description["SourceDatasets"][0]["URL"] == tiny_bids.resolve().as_uri()
-    assert "logs/" in (tmp_path / ".bidsignore").read_text().split()
+    assert {"logs", "figures"} <= set((tmp_path / ".bidsignore").read_text().split())
 
 
 def test_sink_names_file_from_source_and_writes_sidecar(tiny_bids, tmp_path):
@@ -216,3 +217,38 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         bids.atomic_write(target, fail)
     assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (f"sub-01_space-MNI_res-{CNN_GRID.label}_desc-brain_mask.nii.gz", True),
+        (f"sub-01_space-MNI_res-{CNN_GRID.label}_desc-preproc_FLAIR.nii", True),
+        (f"sub-01_space-MNI_res-{CNN_GRID.label}_desc-registration_qc.json", False),
+        (f"sub-01_space-MNI_res-{CNN_GRID.label}_desc-registration_FLAIR.png", False),
+        ("sub-01_stat-relevance_desc-lrpepsilon_statmap.nii.gz", False),
+    ],
+)
+def test_resolution_is_required_of_every_res_image(tmp_path, name, expected):
+    path = tmp_path / "sub-01" / "anat" / name
+    required = {"Resolution": CNN_GRID.description} if expected else {}
+    assert bids.required_metadata(path) == required
+
+
+def test_unknown_resolution_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="res-7mm"):
+        bids.required_metadata(tmp_path / "sub-01_space-MNI_res-7mm_desc-brain_mask.nii.gz")
+
+
+def test_sink_writes_required_sidecar_without_metadata(tiny_bids, tmp_path):
+    source = tiny_bids / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz"
+    sink = DerivativesDataSink(
+        base_directory=str(tmp_path / "out"),
+        source_file=str(source),
+        in_file=str(source),
+        entities={"space": "MNI152NLin2009cAsym", "res": CNN_GRID.label, "suffix": "mask"},
+    )
+    meta = json.loads(Path(sink.run(cwd=str(tmp_path)).outputs.out_meta).read_text())
+    assert meta == {
+        "Sources": ["bids:raw:sub-01/anat/sub-01_FLAIR.nii.gz"],
+        "Resolution": CNN_GRID.description,
+    }

@@ -86,6 +86,7 @@ def test_explain_scans_writes_named_outputs(preprocessed):
             == json.loads(Path(f"{model.parent}/model.json").read_text())["weights_sha256"]
         )
         assert meta["Logit"] == pytest.approx(prediction["logit"])
+        assert meta["Resolution"] == CNN_GRID.description
         assert 0 <= meta["LesionRelevanceShare"] <= 1
         relevance = nb.load(grid_map).get_fdata()
         table = pd.read_csv(

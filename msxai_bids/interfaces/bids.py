@@ -12,6 +12,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -20,8 +21,8 @@ from msxai_bids.bids import (
     atomic_write,
     derivative_path,
     raw_uri,
-    sidecar_path,
-    write_json,
+    required_metadata,
+    write_sidecar,
 )
 
 
@@ -49,7 +50,9 @@ class _DerivativesDataSinkInputSpec(BaseInterfaceInputSpec):
         mandatory=True,
         desc="BIDS entities naming the output, incl. suffix; extension from in_file",
     )
-    meta_dict = traits.Dict(desc="sidecar fields; a JSON sidecar is written when given")
+    meta_dict = traits.Dict(
+        desc="sidecar fields; a JSON sidecar is written when given or when BIDS requires one"
+    )
 
 
 class _DerivativesDataSinkOutputSpec(TraitedSpec):
@@ -61,6 +64,8 @@ class DerivativesDataSink(SimpleInterface):
     """Store ``in_file`` under ``base_directory`` with a name built from BIDS entities.
 
     Source entities (subject, session, run…) come from ``source_file``; the write is atomic.
+    Every file BIDS requires a sidecar of (a ``res-`` image, masks included) gets one, with
+    ``Sources`` and the required fields, whether or not ``meta_dict`` is given.
     """
 
     input_spec = _DerivativesDataSinkInputSpec
@@ -74,7 +79,8 @@ class DerivativesDataSink(SimpleInterface):
         out_file = derivative_path(Path(self.inputs.base_directory), entities)
         atomic_write(out_file, lambda tmp: copy_as(self.inputs.in_file, tmp))
         self._results["out_file"] = str(out_file)
-        if self.inputs.meta_dict:
-            meta = {"Sources": [raw_uri(self.inputs.source_file)], **self.inputs.meta_dict}
-            self._results["out_meta"] = str(write_json(sidecar_path(out_file), meta))
+        given = self.inputs.meta_dict if isdefined(self.inputs.meta_dict) else {}
+        if given or required_metadata(out_file):
+            meta = {"Sources": [raw_uri(self.inputs.source_file)], **given}
+            self._results["out_meta"] = str(write_sidecar(out_file, meta))
         return runtime

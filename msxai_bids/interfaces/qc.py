@@ -29,11 +29,9 @@ def sidecar_metadata(metrics: dict) -> dict:
     return {
         "SkullStripped": True,
         "Resolution": CNN_GRID.description,
-        "SoftwareVersions": {
-            "msxai": __version__,
-            "antspyx": ants.__version__,
-            "nipype": nipype.__version__,
-        },
+        "SoftwareVersions": (
+            f"msxai {__version__}, antspyx {ants.__version__}, nipype {nipype.__version__}"
+        ),
         "RegistrationQC": metrics,
     }
 

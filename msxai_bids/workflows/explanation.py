@@ -133,9 +133,9 @@ def lesion_summary(relevance: np.ndarray, scan: Scan) -> dict:
 
 
 def save_nifti(path: Path, image: nb.Nifti1Image, metadata: dict) -> Path:
-    """Write a NIfTI image and its JSON sidecar atomically."""
+    """Write a NIfTI image and its JSON sidecar (with the fields BIDS requires) atomically."""
     bids.atomic_write(path, lambda tmp: nb.save(image, tmp))
-    bids.write_json(bids.sidecar_path(path), metadata)
+    bids.write_sidecar(path, metadata)
     return path
 
 
@@ -158,11 +158,8 @@ def write_scan(
         meta = heatmap_metadata(output_dir, scan, card, method, row, lesion_summary(heatmap, scan))
         on_grid = nb.Nifti1Image(heatmap.astype(np.float32), CNN_GRID.affine)
         on_grid.header.set_xyzt_units("mm")
-        save_nifti(
-            bids.derivative_path(output_dir, {**stat, **SPACE, "extension": ".nii.gz"}),
-            on_grid,
-            {**meta, "Resolution": CNN_GRID.description},
-        )
+        grid_path = bids.derivative_path(output_dir, {**stat, **SPACE, "extension": ".nii.gz"})
+        save_nifti(grid_path, on_grid, meta)
         native = to_native(on_grid, native_ref, scan.xfm)
         save_nifti(
             bids.derivative_path(output_dir, {**stat, "extension": ".nii.gz"}),

@@ -25,7 +25,8 @@ PREPROC_FIELDS = ("flair_preproc", "brain_mask", "xfm", "qc_json", "qc_figure")
 LESION_FIELDS = ("lesion_mask",)
 FILLED_FIELDS = ("flair_filled",)
 
-#: fields whose stored file gets a JSON sidecar from the ``metadata`` input.
+#: fields whose stored file gets the ``metadata`` input in its JSON sidecar; the other images
+#: get a sidecar with the fields BIDS requires of them (see :func:`msxai_bids.bids.write_sidecar`).
 WITH_SIDECAR = ("flair_preproc", "flair_filled")
 
 
