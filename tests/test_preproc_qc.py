@@ -10,6 +10,7 @@ from msxai_bids.preprocessing.qc import (
     normalised_mutual_information,
     plot_edges,
     registration_metrics,
+    transform_problems,
 )
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
 
@@ -58,3 +59,9 @@ def test_edge_figure_is_written(tmp_path, template_pair):
     image = nb.Nifti1Image(template, CNN_GRID.affine)
     out = plot_edges(image, image, tmp_path / "edges.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_transform_problems_name_a_mirror_and_an_implausible_scale():
+    assert transform_problems(np.diag([1.05, 0.95, 1.0, 1.0])) == []
+    assert "mirrors" in transform_problems(np.diag([-1.0, 1.0, 1.0, 1.0]))[0]
+    assert "scales" in transform_problems(np.diag([2.0, 1.0, 1.0, 1.0]))[0]

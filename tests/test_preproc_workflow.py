@@ -21,21 +21,26 @@ def _edges(workflow) -> set[tuple[str, str]]:
 
 
 def test_graph_without_lesions_has_the_core_chain():
-    workflow = init_preproc_wf(omp_nthreads=3, lesion_fill=False, has_lesion_mask=False)
+    workflow = init_preproc_wf(lesion_fill=False, has_lesion_mask=False, seed=5)
     names = set(workflow.list_node_names())
     assert {"reorient", "brain_mask", "n4", "register", "flair_to_grid", "scale", "qc"} <= names
     assert not {"lesion_to_grid", "fill_lesions"} & names
     edges = _edges(workflow)
-    for edge in [("reorient", "brain_mask"), ("brain_mask", "n4"), ("n4", "register"),
-                 ("register", "flair_to_grid"), ("flair_to_grid", "scale")]:  # fmt: skip
+    for edge in [("reorient", "first_mask"), ("first_mask", "first_register"),
+                 ("first_register", "prior_mask"), ("prior_mask", "n4"), ("n4", "register"),
+                 ("first_register", "register"), ("register", "brain_mask"),
+                 ("brain_mask", "mask_to_grid"), ("register", "flair_to_grid"),
+                 ("flair_to_grid", "scale")]:  # fmt: skip
         assert edge in edges
-    register = workflow.get_node("register")
-    assert register.n_procs == 3 and register.inputs.num_threads == 3
+    for name in ("first_register", "register"):
+        register = workflow.get_node(name)
+        assert register.inputs.seed == 5  # --seed reaches both registrations
+        assert register.n_procs == 1 and register.inputs.num_threads == 1  # reproducible
     assert set(OUTPUT_FIELDS) <= set(workflow.get_node("outputnode").inputs.copyable_trait_names())
 
 
 def test_graph_with_lesion_fill_adds_lesion_branch():
-    workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True, seed=7)
+    workflow = init_preproc_wf(lesion_fill=True, has_lesion_mask=True, seed=7)
     edges = _edges(workflow)
     assert workflow.get_node("fill_lesions").inputs.seed == 7  # --seed reaches the fill
     assert ("register", "lesion_to_grid") in edges
@@ -46,7 +51,7 @@ def test_graph_with_lesion_fill_adds_lesion_branch():
 
 def test_lesion_fill_without_mask_is_refused():
     with pytest.raises(ValueError, match="lesion mask"):
-        init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=False)
+        init_preproc_wf(lesion_fill=True, has_lesion_mask=False)
 
 
 def test_itk_thread_count_reaches_the_environment(monkeypatch):
@@ -74,7 +79,7 @@ def test_full_run_on_skull_phantom_then_cached_rerun(tmp_path):
     nb.save(phantom.lesion_mask, tmp_path / "lesion.nii.gz")
 
     def run():
-        workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True)
+        workflow = init_preproc_wf(lesion_fill=True, has_lesion_mask=True)
         collect = pe.Node(niu.Function(function=_pack, output_names=["outputs"]), name="collect")
         outputnode = workflow.get_node("outputnode")
         workflow.connect([(outputnode, collect, [(f, f) for f in OUTPUT_FIELDS])])

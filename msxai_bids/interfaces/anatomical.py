@@ -1,4 +1,4 @@
-"""Interfaces for the native-space steps: reorientation, brain mask, N4 bias correction."""
+"""Interfaces for the native-space steps: reorientation, brain masks, N4 bias correction."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class _BrainMaskOutputSpec(TraitedSpec):
 
 
 class BrainMask(SimpleInterface):
-    """Brain mask of a FLAIR by thresholding and morphology (``preprocessing.brain``)."""
+    """A first brain mask of a FLAIR by thresholding and morphology (``preprocessing.brain``)."""
 
     input_spec = _BrainMaskInputSpec
     output_spec = _BrainMaskOutputSpec
@@ -60,6 +60,30 @@ class BrainMask(SimpleInterface):
 
         out_mask = output_path(runtime.cwd, self.inputs.in_file, "_brainmask")
         ants.image_write(brain_mask(ants.image_read(self.inputs.in_file)), out_mask)
+        self._results["out_mask"] = out_mask
+        return runtime
+
+
+class _TemplateBrainMaskInputSpec(ThreadedInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="native FLAIR, with or without skull")
+    xfm = File(exists=True, mandatory=True, desc="ITK affine, template → native points")
+
+
+class TemplateBrainMask(SimpleInterface):
+    """Brain mask from the template's, placed by a registration (``preprocessing.brain``)."""
+
+    input_spec = _TemplateBrainMaskInputSpec
+    output_spec = _BrainMaskOutputSpec
+
+    def _run_interface(self, runtime):
+        use_itk_threads(self.inputs.num_threads)
+        import ants
+
+        from msxai_bids.preprocessing.brain import template_prior_mask
+
+        image = ants.image_read(self.inputs.in_file, pixeltype="float")
+        out_mask = output_path(runtime.cwd, self.inputs.in_file, "_templatemask")
+        ants.image_write(template_prior_mask(image, self.inputs.xfm), out_mask)
         self._results["out_mask"] = out_mask
         return runtime
 

@@ -39,6 +39,7 @@ def sidecar_metadata(metrics: dict) -> dict:
 class _RegistrationQCInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="registered FLAIR on the CNN grid")
     mask_file = File(exists=True, mandatory=True, desc="its brain mask on the CNN grid")
+    xfm = File(exists=True, mandatory=True, desc="the registration's ITK affine")
 
 
 class _RegistrationQCOutputSpec(TraitedSpec):
@@ -57,6 +58,7 @@ class RegistrationQC(SimpleInterface):
         import ants
 
         from msxai_bids.preprocessing.qc import plot_edges, registration_metrics
+        from msxai_bids.preprocessing.registration import template_to_native_ras
         from msxai_bids.preprocessing.spaces import template_brain, template_mask
 
         flair = nb.load(self.inputs.in_file)
@@ -66,6 +68,7 @@ class RegistrationQC(SimpleInterface):
             np.asanyarray(nb.load(self.inputs.mask_file).dataobj),
             template.numpy(),
             mask.numpy(),
+            template_to_native_ras(self.inputs.xfm),
         )
         out_json = Path(output_path(runtime.cwd, self.inputs.in_file, "_qc", ".json"))
         out_json.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, isdefined, traits
 
 from msxai_bids.interfaces.itk import ThreadedInputSpec, output_path, use_itk_threads
 
@@ -10,6 +10,9 @@ from msxai_bids.interfaces.itk import ThreadedInputSpec, output_path, use_itk_th
 class _RegisterInputSpec(ThreadedInputSpec):
     in_file = File(exists=True, mandatory=True, desc="bias-corrected native FLAIR")
     mask_file = File(exists=True, mandatory=True, desc="its brain mask")
+    initial_xfm = File(exists=True, desc="ITK affine to start from (default: centres of mass)")
+    schedule = traits.Enum("final", "initial", usedefault=True, desc="registration.FINAL/INITIAL")
+    seed = traits.Int(0, usedefault=True, desc="seed of the metric's sample points (--seed)")
 
 
 class _RegisterOutputSpec(TraitedSpec):
@@ -17,7 +20,7 @@ class _RegisterOutputSpec(TraitedSpec):
 
 
 class RegisterToTemplate(SimpleInterface):
-    """Affine (12 parameters, Mattes MI, 2 mm) registration with antspyx to the template brain."""
+    """Seeded affine registration (Mattes MI, 2 mm) with antspyx to the template brain."""
 
     input_spec = _RegisterInputSpec
     output_spec = _RegisterOutputSpec
@@ -26,12 +29,19 @@ class RegisterToTemplate(SimpleInterface):
         use_itk_threads(self.inputs.num_threads)
         import ants
 
-        from msxai_bids.preprocessing.registration import register_to_template, write_itk_affine
+        from msxai_bids.preprocessing import registration
 
         image = ants.image_read(self.inputs.in_file, pixeltype="float")
-        transform = register_to_template(image, ants.image_read(self.inputs.mask_file))
-        out_xfm = output_path(runtime.cwd, self.inputs.in_file, "_xfm", ".txt")
-        self._results["out_xfm"] = str(write_itk_affine(transform, out_xfm))
+        transform = registration.register_to_template(
+            image,
+            ants.image_read(self.inputs.mask_file),
+            schedule=getattr(registration, self.inputs.schedule.upper()),
+            initial=self.inputs.initial_xfm if isdefined(self.inputs.initial_xfm) else None,
+            seed=self.inputs.seed,
+        )
+        suffix = f"_{self.inputs.schedule}_xfm"
+        out_xfm = output_path(runtime.cwd, self.inputs.in_file, suffix, ".txt")
+        self._results["out_xfm"] = str(registration.write_itk_affine(transform, out_xfm))
         return runtime
 
 

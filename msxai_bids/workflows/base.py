@@ -18,7 +18,7 @@ from msxai_bids import bids
 from msxai_bids.config import Config
 from msxai_bids.errors import MsxaiError
 from msxai_bids.workflows.outputs import init_ds_preproc_wf
-from msxai_bids.workflows.preprocessing import init_preproc_wf
+from msxai_bids.workflows.preprocessing import ITK_THREADS, init_preproc_wf
 
 LOGGER = logging.getLogger("msxai.workflow")
 
@@ -36,7 +36,6 @@ def init_flair_wf(*, config: Config, flair: BIDSFile, lesion_mask: str | None) -
     has_mask = lesion_mask is not None
     fill = config.lesion_fill and has_mask
     preproc_wf = init_preproc_wf(
-        omp_nthreads=config.omp_nthreads,
         lesion_fill=fill,
         has_lesion_mask=has_mask,
         seed=config.seed,
@@ -89,7 +88,7 @@ def execute(workflow: pe.Workflow, config: Config) -> list[Path]:
     # Workers start from a fresh server process: forked workers can deadlock in OpenMP
     # thread pools (scikit-learn, torch) that the parent process had already started.
     args = {"n_procs": config.nprocs, "raise_insufficient": False, "mp_context": "forkserver"}
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.omp_nthreads)
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
     os.environ["OMP_NUM_THREADS"] = str(config.omp_nthreads)
     if config.mem_gb:
         args["memory_gb"] = config.mem_gb

@@ -6,7 +6,12 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.interfaces.anatomical import BrainMask, N4BiasCorrection, Reorient
+from msxai_bids.interfaces.anatomical import (
+    BrainMask,
+    N4BiasCorrection,
+    Reorient,
+    TemplateBrainMask,
+)
 from msxai_bids.interfaces.intensity import FillLesions, MinMaxScale
 from msxai_bids.interfaces.qc import RegistrationQC
 from msxai_bids.interfaces.registration import RegisterToTemplate, ResampleToGrid
@@ -23,20 +28,29 @@ OUTPUT_FIELDS = [
 ]
 
 __desc__ = f"""\
-Each FLAIR image was reoriented to RAS and its brain was masked by Otsu thresholding and
-morphology (erosion by 4 mm, the central connected component, dilation), which also removes
-the skull when present. Intensity non-uniformity was corrected with N4 (Tustison et al.
-2010; antspyx), estimated inside the brain mask at 2 mm. The brain was registered to the
-MNI152NLin2009cAsym template (TemplateFlow) with a 12-parameter affine transform (antspyx
-`Affine`, Mattes mutual information, both images at 2 mm), and resampled in one step onto a
-grid of {CNN_GRID.description} Intensities inside the brain mask were min-max scaled to
-[0, 1] per participant (Eitel et al. 2019).
+Each FLAIR image was reoriented to RAS. A first brain mask (Otsu thresholding and
+morphology: erosion by 4 mm, the central connected component, dilation) served a first
+rigid and affine registration to the MNI152NLin2009cAsym template (TemplateFlow) at 8 and
+4 mm. The template's brain mask was then mapped back onto the FLAIR, and its voxels brighter
+than 0.4 times their median intensity (filled, largest component) became the brain mask.
+Intensity non-uniformity was corrected with N4 (Tustison et al. 2010; antspyx), estimated
+inside that mask at 2 mm, and the brain was registered again with a 12-parameter affine
+transform (antsRegistration through antspyx, Mattes mutual information on a seeded regular
+sample inside the template's eroded brain mask, levels of 8, 4 and 2 mm, one thread so that
+a seed reproduces it). The brain mask was redrawn with this transform, and the FLAIR was
+resampled in one step onto a grid of {CNN_GRID.description} Intensities inside the brain
+mask were min-max scaled to [0, 1] per participant (Eitel et al. 2019).
 """
+
+ITK_THREADS = 1
+"""Threads of every ITK (antspyx) step. With two, Mattes mutual information sums its samples
+in a varying order and a rerun with the same seed moved the transform by up to 0.1 mm of
+translation; with one, reruns are bit-identical. Participants run in parallel instead
+(``--nprocs``)."""
 
 
 def init_preproc_wf(
     *,
-    omp_nthreads: int,
     lesion_fill: bool,
     has_lesion_mask: bool,
     seed: int = 0,
@@ -46,15 +60,14 @@ def init_preproc_wf(
 
     Parameters
     ----------
-    omp_nthreads : int
-        Threads of each ITK (antspyx) step; also the node's ``n_procs`` for MultiProc.
     lesion_fill : bool
         Also output the FLAIR with lesions filled by normal-appearing white matter
         (requires ``has_lesion_mask``).
     has_lesion_mask : bool
         A lesion mask is given and is moved to the grid with the FLAIR's transform.
     seed : int
-        Seed of the intensities drawn by lesion filling (``--seed``).
+        Seed of the registrations' sample points and of the intensities drawn by lesion
+        filling (``--seed``).
     name : str
         Workflow name (unique per FLAIR, e.g. with subject, session and run).
 
@@ -70,7 +83,8 @@ def init_preproc_wf(
     flair_preproc
         FLAIR on ``CNN_GRID`` (96×114×96, 2 mm, MNI152NLin2009cAsym), brain only, in [0, 1].
     brain_mask
-        Brain mask on the grid (uint8-valued float).
+        Brain mask on the grid (uint8-valued float): the template's brain mask placed on the
+        FLAIR, restricted to tissue.
     lesion_mask
         Lesion mask on the grid (trilinear, threshold 0.5), if given.
     flair_filled
@@ -91,14 +105,17 @@ def init_preproc_wf(
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
 
     def itk_node(interface, node_name: str) -> pe.Node:
-        node = pe.Node(interface, name=node_name, n_procs=omp_nthreads)
-        node.inputs.num_threads = omp_nthreads
+        node = pe.Node(interface, name=node_name, n_procs=ITK_THREADS)
+        node.inputs.num_threads = ITK_THREADS
         return node
 
     reorient = pe.Node(Reorient(), name="reorient")
-    brain = itk_node(BrainMask(), "brain_mask")
+    first_mask = itk_node(BrainMask(), "first_mask")
+    first_register = itk_node(RegisterToTemplate(schedule="initial", seed=seed), "first_register")
+    prior_mask = itk_node(TemplateBrainMask(), "prior_mask")
     n4 = itk_node(N4BiasCorrection(), "n4")
-    register = itk_node(RegisterToTemplate(), "register")
+    register = itk_node(RegisterToTemplate(schedule="final", seed=seed), "register")
+    brain = itk_node(TemplateBrainMask(), "brain_mask")
     flair_to_grid = itk_node(ResampleToGrid(), "flair_to_grid")
     mask_to_grid = itk_node(ResampleToGrid(is_mask=True), "mask_to_grid")
     scale = pe.Node(MinMaxScale(), name="scale")
@@ -106,11 +123,18 @@ def init_preproc_wf(
 
     workflow.connect([
         (inputnode, reorient, [("flair", "in_file")]),
-        (reorient, brain, [("out_file", "in_file")]),
+        (reorient, first_mask, [("out_file", "in_file")]),
+        (reorient, first_register, [("out_file", "in_file")]),
+        (first_mask, first_register, [("out_mask", "mask_file")]),
+        (reorient, prior_mask, [("out_file", "in_file")]),
+        (first_register, prior_mask, [("out_xfm", "xfm")]),
         (reorient, n4, [("out_file", "in_file")]),
-        (brain, n4, [("out_mask", "mask_file")]),
+        (prior_mask, n4, [("out_mask", "mask_file")]),
         (n4, register, [("out_file", "in_file")]),
-        (brain, register, [("out_mask", "mask_file")]),
+        (prior_mask, register, [("out_mask", "mask_file")]),
+        (first_register, register, [("out_xfm", "initial_xfm")]),
+        (reorient, brain, [("out_file", "in_file")]),
+        (register, brain, [("out_xfm", "xfm")]),
         (n4, flair_to_grid, [("out_file", "in_file")]),
         (register, flair_to_grid, [("out_xfm", "xfm")]),
         (brain, mask_to_grid, [("out_mask", "in_file")]),
@@ -119,6 +143,7 @@ def init_preproc_wf(
         (mask_to_grid, scale, [("out_file", "mask_file")]),
         (flair_to_grid, qc, [("out_file", "in_file")]),
         (mask_to_grid, qc, [("out_file", "mask_file")]),
+        (register, qc, [("out_xfm", "xfm")]),
         (scale, outputnode, [("out_file", "flair_preproc")]),
         (mask_to_grid, outputnode, [("out_file", "brain_mask")]),
         (register, outputnode, [("out_xfm", "xfm")]),

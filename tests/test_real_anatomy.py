@@ -1,0 +1,142 @@
+"""Preprocessing on real anatomy (Colin27), posed, restored, resliced, with and without scalp.
+
+Each case runs msxai's native-space steps in the workflow's order (first mask, first
+registration, template-prior mask, N4, final registration, final mask). A case's transform
+is compared with the unposed head's composed with the case's known pose, so the test needs
+no ground truth beyond the pose itself.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import ants
+import nibabel as nb
+import numpy as np
+import pytest
+from real_anatomy import Case, needs_colin27, rigid
+
+from msxai_bids.preprocessing import registration
+from msxai_bids.preprocessing.accuracy import displacement_mm
+from msxai_bids.preprocessing.bias import n4_correct
+from msxai_bids.preprocessing.brain import brain_mask, template_prior_mask
+from msxai_bids.preprocessing.qc import registration_metrics
+from msxai_bids.preprocessing.resampling import mask_to_grid, to_grid
+from msxai_bids.preprocessing.spaces import template_brain, template_mask
+
+pytestmark = [pytest.mark.slow, needs_colin27]
+
+POSE_A = {"rotation_deg": (8.0, -5.0, 6.0), "translation_mm": (6.0, -9.0, 4.0)}
+POSE_B = {"rotation_deg": (-10.0, 7.0, -4.0), "translation_mm": (-8.0, 5.0, 10.0)}
+THICK = {"voxel_mm": (1.2, 1.2, 3.0)}
+
+CASES = {
+    case.name: case
+    for case in (
+        Case("unposed"),
+        Case("pose-a", **POSE_A),
+        Case("pose-b-las", **POSE_B, orientation="LAS"),
+        Case("pose-a-sagittal", **POSE_A, orientation="ASL"),
+        Case("pose-a-thick", **POSE_A, **THICK),
+        Case("pose-b-sagittal-thick", **POSE_B, orientation="ASL", **THICK),
+        Case("pose-a-noscalp", **POSE_A, scalp=False),
+        Case("pose-a-thick-noscalp", **POSE_A, **THICK, scalp=False),
+        Case("unposed-t1w", contrast="T1w"),
+        Case("pose-a-t1w", **POSE_A, contrast="T1w"),
+    )
+}
+
+
+@cache
+def preprocess(name: str, folder: Path) -> dict:
+    """Template → native affine (RAS), N4 image, brain mask and transform file of a case."""
+    path = folder / f"{name}.nii.gz"
+    nb.save(CASES[name].image(), path)
+    image = ants.image_read(str(path), pixeltype="float")
+    first = registration.register_to_template(
+        image, brain_mask(image), schedule=registration.INITIAL, seed=3
+    )
+    first_xfm = registration.write_itk_affine(first, folder / f"{name}_first.txt")
+    prior = template_prior_mask(image, first_xfm)
+    corrected = n4_correct(image, prior)
+    final = registration.register_to_template(corrected, prior, initial=first_xfm, seed=3)
+    xfm = registration.write_itk_affine(final, folder / f"{name}.txt")
+    return {
+        "affine": registration.template_to_native_ras(xfm),
+        "image": corrected,
+        "mask": template_prior_mask(image, xfm),
+        "xfm": xfm,
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("colin27")
+
+
+def _consistency(folder: Path, name: str, reference: str) -> np.ndarray:
+    """Distances (mm) between a case's transform and the reference's moved by its pose."""
+    expected = CASES[name].pose() @ preprocess(reference, folder)["affine"]
+    return displacement_mm(preprocess(name, folder)["affine"], expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("pose-a", "unposed"),
+        ("pose-b-las", "unposed"),
+        ("pose-a-sagittal", "unposed"),
+        ("pose-a-thick", "unposed"),
+        ("pose-b-sagittal-thick", "unposed"),
+        ("pose-a-t1w", "unposed-t1w"),
+    ],
+)
+def test_registration_is_consistent_across_poses_orientations_and_grids(folder, name, reference):
+    error = _consistency(folder, name, reference)
+    assert error.mean() <= 1.0, f"{name}: mean {error.mean():.2f} mm"
+    assert error.max() <= 2.0, f"{name}: max {error.max():.2f} mm"
+
+
+@pytest.mark.parametrize(
+    ("with_scalp", "without"),
+    [("pose-a", "pose-a-noscalp"), ("pose-a-thick", "pose-a-thick-noscalp")],
+)
+def test_scalp_on_and_off_register_alike(folder, with_scalp, without):
+    a, b = preprocess(with_scalp, folder)["affine"], preprocess(without, folder)["affine"]
+    assert displacement_mm(a, b).mean() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["pose-a-thick", "pose-b-sagittal-thick", "pose-a"])
+def test_brain_mask_stays_inside_the_template_brain(folder, name):
+    result = preprocess(name, folder)
+    on_grid = mask_to_grid(result["mask"], result["xfm"]).numpy() > 0
+    outside = (on_grid & (template_mask().numpy() == 0)).sum() / on_grid.sum()
+    assert outside <= 0.10, f"{name}: {outside:.1%} of the brain mask outside the template brain"
+
+
+def _qc(result: dict, template_to_native: np.ndarray, folder: Path) -> dict:
+    xfm = registration.write_itk_affine(
+        registration.transform_from_ras(template_to_native), folder / "qc_xfm.txt"
+    )
+    return registration_metrics(
+        to_grid(result["image"], xfm).numpy(),
+        mask_to_grid(result["mask"], xfm).numpy(),
+        template_brain().numpy(),
+        template_mask().numpy(),
+        template_to_native,
+    )
+
+
+@pytest.mark.parametrize("name", ["unposed", "pose-a-thick", "pose-a-noscalp", "pose-a-t1w"])
+def test_qc_is_silent_on_correct_and_loud_on_wrong_registrations(folder, name):
+    result = preprocess(name, folder)
+    correct = result["affine"]
+    assert _qc(result, correct, folder)["plausible"], _qc(result, correct, folder)["reason"]
+    wrong = {
+        "shifted 15 mm": correct @ rigid((0, 0, 0), (0, 15, 0)),
+        "rotated 10°": correct @ rigid((10, 0, 0), (0, 0, 0)),
+        "left-right flip": correct @ np.diag([-1.0, 1.0, 1.0, 1.0]),
+    }
+    for what, affine in wrong.items():
+        assert not _qc(result, affine, folder)["plausible"], f"{name} {what} passed QC"
