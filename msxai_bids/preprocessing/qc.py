@@ -1,4 +1,4 @@
-"""Registration quality: numbers, a pass/fail flag and a figure of template edges over the FLAIR.
+"""Registration quality: numbers, a pass/fail flag and a figure of template outlines over the FLAIR.
 
 Two numbers are computed on the CNN grid: the normalised mutual information between the
 registered FLAIR and the T1-weighted template inside the template's brain mask (contrast-blind,
@@ -98,13 +98,36 @@ def registration_metrics(
     return metrics | {"plausible": not reasons, "reason": "; ".join(reasons)}
 
 
+def brain_cuts(template: nb.Nifti1Image, axis: int, count: int = 6) -> np.ndarray:
+    """``count`` world coordinates (mm) along ``axis`` spread over the inner 80 % of the brain."""
+    voxels = np.argwhere(np.asanyarray(template.dataobj) > 0)
+    world = nb.affines.apply_affine(template.affine, voxels)[:, axis]
+    low, high = np.percentile(world, [10, 90])
+    return np.linspace(low, high, count)
+
+
+def template_outlines(template: nb.Nifti1Image) -> tuple[nb.Nifti1Image, nb.Nifti1Image]:
+    """The template's brain and its white matter (brightest of three Otsu classes), as masks.
+
+    Their contours are drawn instead of nilearn's edge detection, which on slices with little
+    or no brain divides by a zero maximum and draws noise beyond the brain.
+    """
+    import ants
+
+    image = ants.from_nibabel_nifti(template)
+    brain = ants.threshold_image(image, 1e-6, None)
+    white = ants.otsu_segmentation(image, k=3, mask=brain) == 3
+    return ants.to_nibabel_nifti(brain), ants.to_nibabel_nifti(white.astype("float32"))
+
+
 def plot_edges(flair: nb.Nifti1Image, template: nb.Nifti1Image, out_file: Path) -> Path:
-    """Save a three-row figure of the template's edges (red) over the registered FLAIR.
+    """Save a three-row figure of the template's brain and white-matter outlines (red) over
+    the registered FLAIR.
 
     Parameters
     ----------
     flair, template : nibabel.Nifti1Image
-        Registered FLAIR and template, in the same space.
+        Registered FLAIR and template brain (zero outside), in the same space.
     out_file : path
         Output image; the format follows the suffix (``.png`` or ``.svg``).
     """
@@ -114,13 +137,16 @@ def plot_edges(flair: nb.Nifti1Image, template: nb.Nifti1Image, out_file: Path) 
     from matplotlib import pyplot as plt
     from nilearn import plotting
 
+    outlines = template_outlines(template)
     figure = plt.figure(figsize=(9, 6))
     for row, mode in enumerate("xyz"):
         axes = figure.add_axes((0, 1 - (row + 1) / 3, 1, 1 / 3))
         display = plotting.plot_anat(
-            flair, display_mode=mode, cut_coords=6, axes=axes, figure=figure, dim=0, annotate=False
-        )
-        display.add_edges(template, color="r")
+            flair, display_mode=mode, cut_coords=brain_cuts(template, row), axes=axes,
+            figure=figure, dim=0, annotate=False,
+        )  # fmt: skip
+        for outline in outlines:
+            display.add_contours(outline, levels=[0.5], colors="r", linewidths=0.7)
     figure.savefig(out_file, dpi=80, facecolor="black")
     plt.close(figure)
     return Path(out_file)
