@@ -110,12 +110,20 @@ def preprocess(flair: Path, lesion: Path, out: Path) -> dict:
     image = steps.run(
         "load + RAS", lambda: ants.from_nibabel_nifti(_float(spaces.to_ras(nb.load(flair))))
     )
-    mask = steps.run("brain mask", lambda: brain.brain_mask(image))
-    corrected = steps.run("N4", lambda: bias.n4_correct(image, mask))
+    first_mask = steps.run("first brain mask", lambda: brain.brain_mask(image))
+    first = steps.run(
+        "first registration",
+        lambda: registration.register_to_template(image, first_mask, schedule=registration.INITIAL),
+    )
+    first_xfm = registration.write_itk_affine(first, out / "first_xfm.txt")
+    prior = steps.run("template-prior mask", lambda: brain.template_prior_mask(image, first_xfm))
+    corrected = steps.run("N4", lambda: bias.n4_correct(image, prior))
     transform = steps.run(
-        "registration", lambda: registration.register_to_template(corrected, mask)
+        "registration",
+        lambda: registration.register_to_template(corrected, prior, initial=first_xfm),
     )
     xfm = registration.write_itk_affine(transform, out / "xfm.txt")
+    mask = steps.run("final brain mask", lambda: brain.template_prior_mask(image, xfm))
 
     def to_grid():
         grid_mask = resampling.mask_to_grid(mask, xfm).numpy()
@@ -219,7 +227,7 @@ def run_workflow(flair: Path, lesion: Path, work: Path, threads: int) -> float:
 
     config.update_config({"logging": {"workflow_level": "WARNING"}})
     logging.update_logging(config)
-    workflow = init_preproc_wf(omp_nthreads=1, lesion_fill=True, has_lesion_mask=True)
+    workflow = init_preproc_wf(lesion_fill=True, has_lesion_mask=True)
     workflow.base_dir = str(work)
     workflow.inputs.inputnode.flair, workflow.inputs.inputnode.lesion_mask = str(flair), str(lesion)
     start = time.perf_counter()

@@ -14,13 +14,8 @@ from msxai_bids.preprocessing.accuracy import (
     expected_template_to_native,
     template_difference,
 )
-from msxai_bids.preprocessing.bias import n4_correct
-from msxai_bids.preprocessing.brain import brain_mask
-from msxai_bids.preprocessing.registration import (
-    register_to_template,
-    template_to_native_ras,
-    write_itk_affine,
-)
+from msxai_bids.preprocessing.pipeline import register_native
+from msxai_bids.preprocessing.registration import template_to_native_ras
 from msxai_bids.synth import load_truth, make_cohort
 
 pytestmark = pytest.mark.slow
@@ -41,9 +36,7 @@ def test_pose_is_recovered(tmp_path, voxel_mm, skull):
     flair = next(bids.glob("sub-*/anat/*_FLAIR.nii.gz"))
     truth = load_truth(bids, flair.name.split("_")[0][4:])
     image = ants.image_read(str(flair), pixeltype="float")
-    mask = brain_mask(image)
-    transform = register_to_template(n4_correct(image, mask), mask)
-    estimate = template_to_native_ras(write_itk_affine(transform, tmp_path / "xfm.txt"))
+    estimate = template_to_native_ras(register_native(image, tmp_path).xfm)
     error = displacement_mm(estimate, expected_template_to_native(truth.native_to_template))
     assert error.mean() <= 1.0, f"{truth.orientation}: mean {error.mean():.2f} mm"
     assert error.max() <= 2.0, f"{truth.orientation}: max {error.max():.2f} mm"

@@ -1,9 +1,9 @@
 """Preprocessing on real anatomy (Colin27), posed, restored, resliced, with and without scalp.
 
-Each case runs msxai's native-space steps in the workflow's order (first mask, first
-registration, template-prior mask, N4, final registration, final mask). A case's transform
-is compared with the unposed head's composed with the case's known pose, so the test needs
-no ground truth beyond the pose itself.
+Each case runs msxai's native-space steps in the workflow's order (``register_native``: first
+mask, first registration, template-prior mask, N4, final registration, final mask). A case's
+transform is compared with the unposed head's composed with the case's known pose, so the
+test needs no ground truth beyond the pose itself.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from real_anatomy import Case, needs_colin27, rigid
 
 from msxai_bids.preprocessing import registration
 from msxai_bids.preprocessing.accuracy import displacement_mm
-from msxai_bids.preprocessing.bias import n4_correct
-from msxai_bids.preprocessing.brain import brain_mask, template_prior_mask
+from msxai_bids.preprocessing.pipeline import register_native
 from msxai_bids.preprocessing.qc import registration_metrics
 from msxai_bids.preprocessing.resampling import mask_to_grid, to_grid
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
@@ -51,22 +50,16 @@ CASES = {
 @cache
 def preprocess(name: str, folder: Path) -> dict:
     """Template → native affine (RAS), N4 image, brain mask and transform file of a case."""
-    path = folder / f"{name}.nii.gz"
-    nb.save(CASES[name].image(), path)
-    image = ants.image_read(str(path), pixeltype="float")
-    first = registration.register_to_template(
-        image, brain_mask(image), schedule=registration.INITIAL, seed=3
-    )
-    first_xfm = registration.write_itk_affine(first, folder / f"{name}_first.txt")
-    prior = template_prior_mask(image, first_xfm)
-    corrected = n4_correct(image, prior)
-    final = registration.register_to_template(corrected, prior, initial=first_xfm, seed=3)
-    xfm = registration.write_itk_affine(final, folder / f"{name}.txt")
+    case_folder = folder / name
+    case_folder.mkdir()
+    nb.save(CASES[name].image(), case_folder / "scan.nii.gz")
+    image = ants.image_read(str(case_folder / "scan.nii.gz"), pixeltype="float")
+    result = register_native(image, case_folder, seed=3)
     return {
-        "affine": registration.template_to_native_ras(xfm),
-        "image": corrected,
-        "mask": template_prior_mask(image, xfm),
-        "xfm": xfm,
+        "affine": registration.template_to_native_ras(result.xfm),
+        "image": result.corrected,
+        "mask": result.mask,
+        "xfm": result.xfm,
     }
 
 
