@@ -85,7 +85,8 @@ def template_prior_mask(image: ants.ANTsImage, xfm: Path) -> ants.ANTsImage:
 
     The template's brain mask is mapped onto ``image``'s grid with the inverse of ``xfm``;
     inside it, tissue is what is brighter than ``TISSUE_FRACTION`` of the median, kept as
-    the largest connected component with its holes (ventricles) filled. The template decides
+    the largest connected component with its holes (ventricles) filled; all at ``WORKING_MM``
+    like :func:`brain_mask`, then moved to the image's grid. The template decides
     where the brain ends, the image only which voxels inside are tissue, so scalp cannot
     enter whatever the slice thickness, and a scan with or without its skull gets the same
     mask.
@@ -102,13 +103,17 @@ def template_prior_mask(image: ants.ANTsImage, xfm: Path) -> ants.ANTsImage:
     ants.ANTsImage
         Mask with values 0 or 1 on ``image``'s grid.
     """
+    coarse = isotropic(image, WORKING_MM)
     template = ants.image_read(str(template_path(desc="brain", suffix="mask")), pixeltype="float")
     native_to_template = ants.read_transform(str(xfm)).invert()
     placed = ants.apply_ants_transform_to_image(
-        native_to_template, template, image, interpolation="linear"
+        native_to_template, template, coarse, interpolation="linear"
     )
     prior = placed.numpy() >= 0.5
-    values = image.numpy()
+    values = coarse.numpy()
     tissue = prior & (values > TISSUE_FRACTION * np.median(values[prior]))
-    largest = ants.iMath(image.new_image_like(tissue.astype(np.float32)), "GetLargestComponent")
-    return ants.iMath(largest, "FillHoles")
+    largest = ants.iMath(coarse.new_image_like(tissue.astype(np.float32)), "GetLargestComponent")
+    smooth = ants.resample_image_to_target(
+        ants.iMath(largest, "FillHoles"), image, interp_type="linear"
+    )
+    return ants.threshold_image(smooth, 0.5, 1.5)
