@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import ants
 import nibabel as nb
-from real_anatomy import Case, write_plain_bids
+from real_anatomy import CASES, Case, write_plain_bids
 
 from msxai_bids.preprocessing.accuracy import displacement_mm
 from msxai_bids.preprocessing.pipeline import register_native
@@ -38,23 +38,6 @@ from msxai_bids.preprocessing.qc import registration_metrics
 from msxai_bids.preprocessing.registration import template_to_native_ras
 from msxai_bids.preprocessing.resampling import mask_to_grid, to_grid
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
-
-POSE_A = {"rotation_deg": (8.0, -5.0, 6.0), "translation_mm": (6.0, -9.0, 4.0)}
-POSE_B = {"rotation_deg": (-10.0, 7.0, -4.0), "translation_mm": (-8.0, 5.0, 10.0)}
-THICK = {"voxel_mm": (1.2, 1.2, 3.0)}
-CASES = [
-    Case("unposed"),
-    Case("pose-a", **POSE_A),
-    Case("pose-b-las", **POSE_B, orientation="LAS"),
-    Case("pose-a-sagittal", **POSE_A, orientation="ASL"),
-    Case("pose-b-coronal", **POSE_B, orientation="LIP"),
-    Case("pose-a-thick", **POSE_A, **THICK),
-    Case("pose-b-sagittal-thick", **POSE_B, orientation="ASL", **THICK),
-    Case("pose-a-noscalp", **POSE_A, scalp=False),
-    Case("pose-a-thick-noscalp", **POSE_A, **THICK, scalp=False),
-    Case("unposed-t1w", contrast="T1w"),
-    Case("pose-a-t1w", **POSE_A, contrast="T1w"),
-]
 
 
 def run_case(case: Case, folder: Path, seed: int) -> dict:
@@ -78,7 +61,7 @@ def run_case(case: Case, folder: Path, seed: int) -> dict:
 
 def participant_level_seconds(folder: Path) -> float:
     """Wall time of the participant level on one 1 mm FLAIR-like scan with scalp."""
-    bids = write_plain_bids(folder / "bids", {"01": Case("p", **POSE_A).image()})
+    bids = write_plain_bids(folder / "bids", {"01": CASES["pose-a"].image()})
     command = [str(Path(sys.executable).with_name("msxai")), str(bids), str(folder / "out"),
                "participant", "-w", str(folder / "work"), "--skip-bids-validation"]  # fmt: skip
     start = time.perf_counter()
@@ -93,11 +76,12 @@ def main() -> None:
     args = parser.parse_args()
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {case.name: run_case(case, Path(tmp) / case.name, args.seed) for case in CASES}
+        cases = list(CASES.values())
+        rows = {case.name: run_case(case, Path(tmp) / case.name, args.seed) for case in cases}
         print("| case | rotation ° | shift mm | stored | voxel mm | scalp | contrast | mean/max mm "
               "| mask outside | NMI | Dice | QC | CPU s |")  # fmt: skip
         print("|" + "---|" * 13)
-        for case in CASES:
+        for case in cases:
             row = rows[case.name]
             reference = rows["unposed-t1w" if case.contrast == "T1w" else "unposed"]["affine"]
             error = displacement_mm(row["affine"], case.pose() @ reference)
@@ -112,8 +96,8 @@ def main() -> None:
         for a, b in [("pose-a", "pose-a-noscalp"), ("pose-a-thick", "pose-a-thick-noscalp")]:
             gap = displacement_mm(rows[a]["affine"], rows[b]["affine"])
             print(f"scalp on vs off, {a}: mean {gap.mean():.2f} mm, max {gap.max():.2f} mm")
-        again = run_case(CASES[1], Path(tmp) / "again", args.seed)
-        same = again["xfm"].read_bytes() == rows[CASES[1].name]["xfm"].read_bytes()
+        again = run_case(CASES["pose-a"], Path(tmp) / "again", args.seed)
+        same = again["xfm"].read_bytes() == rows["pose-a"]["xfm"].read_bytes()
         print(f"same case twice, same seed: transform files {'identical' if same else 'DIFFER'}")
         if args.participant_level:
             seconds = participant_level_seconds(Path(tmp) / "participant")

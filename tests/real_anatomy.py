@@ -150,3 +150,26 @@ def write_plain_bids(
         rows = ["participant_id\tdiagnosis", *(f"sub-{k}\t{v}" for k, v in diagnoses.items())]
         (root / "participants.tsv").write_text("\n".join(rows) + "\n")
     return root
+
+
+POSE_A = {"rotation_deg": (8.0, -5.0, 6.0), "translation_mm": (6.0, -9.0, 4.0)}
+POSE_B = {"rotation_deg": (-10.0, 7.0, -4.0), "translation_mm": (-8.0, 5.0, 10.0)}
+THICK = {"voxel_mm": (1.2, 1.2, 3.0)}
+
+#: The cases of the real-anatomy tests and benchmark, by name.
+CASES = {
+    case.name: case
+    for case in (
+        Case("unposed"),
+        Case("pose-a", **POSE_A),
+        Case("pose-b-las", **POSE_B, orientation="LAS"),
+        Case("pose-a-sagittal", **POSE_A, orientation="ASL"),
+        Case("pose-b-coronal", **POSE_B, orientation="LIP"),
+        Case("pose-a-thick", **POSE_A, **THICK),
+        Case("pose-b-sagittal-thick", **POSE_B, orientation="ASL", **THICK),
+        Case("pose-a-noscalp", **POSE_A, scalp=False),
+        Case("pose-a-thick-noscalp", **POSE_A, **THICK, scalp=False),
+        Case("unposed-t1w", contrast="T1w"),
+        Case("pose-a-t1w", **POSE_A, contrast="T1w"),
+    )
+}

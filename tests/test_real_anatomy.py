@@ -15,7 +15,7 @@ import ants
 import nibabel as nb
 import numpy as np
 import pytest
-from real_anatomy import Case, needs_colin27, rigid
+from real_anatomy import CASES, needs_colin27, rigid
 
 from msxai_bids.preprocessing import registration
 from msxai_bids.preprocessing.accuracy import displacement_mm
@@ -25,26 +25,6 @@ from msxai_bids.preprocessing.resampling import mask_to_grid, to_grid
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
 
 pytestmark = [pytest.mark.slow, needs_colin27]
-
-POSE_A = {"rotation_deg": (8.0, -5.0, 6.0), "translation_mm": (6.0, -9.0, 4.0)}
-POSE_B = {"rotation_deg": (-10.0, 7.0, -4.0), "translation_mm": (-8.0, 5.0, 10.0)}
-THICK = {"voxel_mm": (1.2, 1.2, 3.0)}
-
-CASES = {
-    case.name: case
-    for case in (
-        Case("unposed"),
-        Case("pose-a", **POSE_A),
-        Case("pose-b-las", **POSE_B, orientation="LAS"),
-        Case("pose-a-sagittal", **POSE_A, orientation="ASL"),
-        Case("pose-a-thick", **POSE_A, **THICK),
-        Case("pose-b-sagittal-thick", **POSE_B, orientation="ASL", **THICK),
-        Case("pose-a-noscalp", **POSE_A, scalp=False),
-        Case("pose-a-thick-noscalp", **POSE_A, **THICK, scalp=False),
-        Case("unposed-t1w", contrast="T1w"),
-        Case("pose-a-t1w", **POSE_A, contrast="T1w"),
-    )
-}
 
 
 @cache
