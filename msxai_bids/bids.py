@@ -1,7 +1,8 @@
-"""BIDS input queries and BIDS-Derivatives naming, metadata and atomic writes.
+"""BIDS input queries, validation, and the metadata and tables of BIDS-Derivatives.
 
-All knowledge of file names lives here: inputs are found with pybids queries, outputs are named
-from BIDS entities with :func:`derivative_path`, never from hand-built strings.
+Inputs are found with pybids queries; outputs are named by the table in
+:mod:`msxai_bids.derivatives`. Here is what BIDS asks of the files themselves: sidecars and
+their required fields, TSV conventions, the dataset description and ``.bidsignore``.
 """
 
 from __future__ import annotations
@@ -12,51 +13,23 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from bids.layout import BIDSFile, BIDSLayout, parse_file_entities
-from bids.layout.writing import build_path
 
-from msxai_bids import __version__
+from msxai_bids import __version__, derivatives
 from msxai_bids.config import filtered_contrast
 from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError
+from msxai_bids.files import atomic_write, write_json
 from msxai_bids.grid import CNN_GRID
 
 LOGGER = logging.getLogger("msxai.bids")
 
 CODE_URL = "https://github.com/msxai/msxai"
 BIDS_VERSION = "1.10.0"
-
-#: One pattern for every file msxai writes; entity order follows the BIDS specification
-#: (``from``/``to``/``mode`` for transforms, ``atlas``/``stat`` as in BEP038/BEP041).
-DERIVATIVE_PATTERN = (
-    "sub-{subject}[/ses-{session}]/{datatype<anat|figures>|anat}/sub-{subject}[_ses-{session}]"
-    "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_run-{run}]"
-    "[_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_atlas-{atlas}]"
-    "[_label-{label}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}"
-)
-
-#: Entities of a source file that carry over to the derivatives made from it.
-SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstruction", "run")
-
-#: Non-standard files in the output dataset, hidden from BIDS validators. Folders are named
-#: without a trailing slash: bids-validator-deno tests a folder's path without one, so
-#: ``figures/`` would not hide ``sub-01/figures``. ``stat-``/``statmap`` are BEP041, not BIDS yet.
-BIDSIGNORE = (
-    "logs",
-    "figures",
-    "models",
-    "group",
-    "*.html",
-    "*_xfm.txt",
-    "*_statmap.*",
-    "*_qc.json",
-    "*_predictions.tsv",
-)
 
 #: ``Resolution`` of each ``res-`` label msxai writes; BIDS requires it of every such image.
 RESOLUTIONS = {CNN_GRID.label: CNN_GRID.description}
@@ -184,15 +157,7 @@ def find_lesion_mask(layout: BIDSLayout, flair: BIDSFile) -> str | None:
 
 def source_entities(bids_file: BIDSFile) -> dict[str, Any]:
     """The entities of a source file that name its derivatives."""
-    return {k: v for k, v in bids_file.get_entities().items() if k in SOURCE_ENTITIES}
-
-
-def derivative_path(output_dir: Path, entities: Mapping[str, Any]) -> Path:
-    """Path of a derivative file named by BIDS entities (``suffix`` and ``extension`` required)."""
-    relative = build_path(dict(entities), [DERIVATIVE_PATTERN], strict=False)
-    if relative is None:
-        raise ValueError(f"cannot name a derivative from entities {dict(entities)}")
-    return output_dir / relative
+    return {k: v for k, v in bids_file.get_entities().items() if k in derivatives.SOURCE_ENTITIES}
 
 
 def sidecar_path(path: Path) -> Path:
@@ -226,26 +191,6 @@ def raw_uri(source_file: str) -> str:
     return "bids:raw:" + "/".join(parts[start:])
 
 
-def atomic_write(path: Path, write) -> Path:
-    """Create ``path`` through ``write(tmp_path)`` and a rename, so it never exists half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    """Atomically write a JSON file with sorted, indented keys."""
-    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
 def running_container() -> str | None:
     """``apptainer``/``singularity`` or ``docker`` when running inside the msxai image, else None.
 
@@ -257,6 +202,11 @@ def running_container() -> str | None:
     if os.environ.get("SINGULARITY_CONTAINER"):
         return "singularity"
     return os.environ.get("MSXAI_CONTAINER") or None
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_tsv` (``n/a`` read as missing)."""
+    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
 
 
 def write_tsv(path: Path, table: pd.DataFrame, columns: Mapping[str, str] | None = None) -> Path:
@@ -285,5 +235,5 @@ def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:
         "DatasetLinks": {"raw": bids_dir.resolve().as_uri()},
     }
     write_json(output_dir / "dataset_description.json", description)
-    ignore = "\n".join(BIDSIGNORE) + "\n"
+    ignore = "\n".join(derivatives.bidsignore()) + "\n"
     return atomic_write(output_dir / ".bidsignore", lambda tmp: tmp.write_text(ignore))

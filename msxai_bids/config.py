@@ -1,7 +1,9 @@
-"""One frozen settings object, built by the command line and passed down explicitly.
+"""One frozen settings object, built by the command line and saved with the outputs.
 
-Adding an option means one field here and one argument in :mod:`msxai_bids.cli.parser`; the
-parser's destination names equal the field names, so nothing else needs to know about it.
+Only the command line reads it: :mod:`msxai_bids.cli.run` and :mod:`msxai_bids.cli.plans` turn
+it into the small frozen plans the stages take. Adding an option means one field here, one
+argument in :mod:`msxai_bids.cli.parser` (whose destination names equal the field names) and,
+if a stage uses it, one line in the plan builder.
 """
 
 from __future__ import annotations

@@ -15,10 +15,8 @@ import nibabel as nb
 import numpy as np
 from conftest import write_minimal_bids
 
-from msxai_bids import bids
+from msxai_bids import derivatives
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.workflows.cohort import DERIVATIVES
-from msxai_bids.workflows.outputs import field_entities
 
 
 def brain_mask() -> np.ndarray:
@@ -59,18 +57,12 @@ def write_group_cohort(
     rng = np.random.default_rng(seed)
     for i, (label, sessions) in enumerate(subjects.items()):
         for session in sessions:
-            entities = {"subject": label, **({"session": session} if session else {})}
+            entities = {"subject": label, "suffix": contrast}
+            entities.update({"session": session} if session else {})
             for kind, data in draw_volumes(patient=bool(i % 2), rng=rng).items():
-                path = bids.derivative_path(
-                    out,
-                    {
-                        **entities,
-                        **field_entities(DERIVATIVES[kind], contrast),
-                        "extension": ".nii.gz",
-                    },
-                )
+                path = derivatives.path(out, kind, entities)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 nb.save(nb.Nifti1Image(data, CNN_GRID.affine), path)
-            xfm = bids.derivative_path(out, {**entities, **field_entities("xfm", contrast)})
+            xfm = derivatives.path(out, "xfm", entities)
             ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     return raw, out

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import write_minimal_bids
 
-from msxai_bids import bids
+from msxai_bids import bids, derivatives
 from msxai_bids.errors import NoInputError, NothingSelectedError
+from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
+from msxai_bids.group.cohort import label_description, read_labels
 from msxai_bids.interfaces.bids import DerivativesDataSink
-from msxai_bids.workflows.cohort import label_description, read_labels
 
 
 def test_collect_images_handles_sessions_and_labels(tiny_bids, tmp_path):
@@ -171,7 +172,7 @@ def test_participants_files_are_optional_until_labels_are_needed(tmp_path, caplo
     ],
 )
 def test_derivative_names(entities, expected, tmp_path):
-    assert bids.derivative_path(tmp_path, entities) == tmp_path / expected
+    assert derivatives.named(tmp_path, entities) == tmp_path / expected
 
 
 def test_dataset_description_is_a_derivative(tmp_path, tiny_bids):
@@ -189,19 +190,21 @@ def test_sink_names_file_from_source_and_writes_sidecar(tiny_bids, tmp_path):
         base_directory=str(tmp_path / "out"),
         source_file=str(source),
         in_file=str(source),
-        entities={"space": "MNI152NLin2009cAsym", "desc": "preproc", "suffix": "FLAIR"},
+        kind="preproc",
         meta_dict={"SkullStripped": True},
     )
     result = sink.run(cwd=str(tmp_path))
     out = Path(result.outputs.out_file)
     assert out.relative_to(tmp_path / "out").as_posix() == (
-        "sub-02/ses-a/anat/sub-02_ses-a_space-MNI152NLin2009cAsym_desc-preproc_FLAIR.nii.gz"
+        f"sub-02/ses-a/anat/sub-02_ses-a_space-MNI152NLin2009cAsym_res-{CNN_GRID.label}"
+        "_desc-preproc_FLAIR.nii.gz"
     )
     assert np.array_equal(nb.load(out).get_fdata(), nb.load(source).get_fdata())
     meta = json.loads(Path(result.outputs.out_meta).read_text())
     assert meta == {
         "Sources": ["bids:raw:sub-02/ses-a/anat/sub-02_ses-a_FLAIR.nii.gz"],
         "SkullStripped": True,
+        "Resolution": CNN_GRID.description,
     }
     assert not list(out.parent.glob(".tmp-*"))
 
@@ -214,7 +217,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        bids.atomic_write(target, fail)
+        atomic_write(target, fail)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -245,7 +248,7 @@ def test_sink_writes_required_sidecar_without_metadata(tiny_bids, tmp_path):
         base_directory=str(tmp_path / "out"),
         source_file=str(source),
         in_file=str(source),
-        entities={"space": "MNI152NLin2009cAsym", "res": CNN_GRID.label, "suffix": "mask"},
+        kind="brain_mask",
     )
     meta = json.loads(Path(sink.run(cwd=str(tmp_path)).outputs.out_meta).read_text())
     assert meta == {

@@ -12,18 +12,17 @@ import pandas as pd
 import pytest
 from cnn_fixtures import brain_like_volume, seeded_network
 
-from msxai_bids import bids
+from msxai_bids import bids, derivatives
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.modelfile import ModelCard, save_model
 from msxai_bids.model.network import SixtyFourNet
-from msxai_bids.workflows.explanation import explain_scans, find_scan
-from msxai_bids.workflows.outputs import output_entities
+from msxai_bids.stages.explanation import explain_scans, find_scan
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 
 
-def _write_on_grid(out: Path, flair, field: str, data: np.ndarray) -> Path:
-    path = bids.derivative_path(out, {**output_entities(flair, field), "extension": ".nii.gz"})
+def _write_on_grid(out: Path, flair, kind: str, data: np.ndarray) -> Path:
+    path = derivatives.path(out, kind, flair.entities)
     path.parent.mkdir(parents=True, exist_ok=True)
     nb.save(nb.Nifti1Image(data.astype(np.float32), CNN_GRID.affine), path)
     return path
@@ -39,10 +38,10 @@ def preprocessed(tiny_bids, tmp_path):
     volume = (volume - volume.min()) / (volume.max() - volume.min())
     lesion = np.zeros(CNN_GRID.shape, np.float32)
     lesion[40:46, 50:56, 50:54] = 1
-    _write_on_grid(out, flair, "flair_preproc", volume)
+    _write_on_grid(out, flair, "preproc", volume)
     _write_on_grid(out, flair, "brain_mask", (volume > 0).astype(np.float32))
     _write_on_grid(out, flair, "lesion_mask", lesion)
-    xfm = bids.derivative_path(out, output_entities(flair, "xfm"))
+    xfm = derivatives.path(out, "xfm", flair.entities)
     ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     model = save_model(
         tmp_path / "model",

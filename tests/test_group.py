@@ -1,4 +1,4 @@
-"""Group level with --train (msxai_bids.workflows.group and its helpers)."""
+"""Group level with --train (msxai_bids.stages.training and msxai_bids.group)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import pandas as pd
 import pytest
 from group_cohort import write_group_cohort
 
-from msxai_bids import bids
-from msxai_bids.cli.run import main, make_config
+from msxai_bids import bids, derivatives
+from msxai_bids.cli.plans import training_plan
+from msxai_bids.cli.run import main, make_config, selected_images
 from msxai_bids.errors import UsageError
+from msxai_bids.group import tables
 from msxai_bids.model.datasets import load_volumes
-from msxai_bids.model.modelfile import load_model, read_card
+from msxai_bids.model.modelfile import ModelCard, load_model, read_card, save_model
+from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.model.training import predict_logits
-from msxai_bids.workflows import group_tables as tables
-from msxai_bids.workflows.cohort import DERIVATIVES
-from msxai_bids.workflows.group import labelled_images, prepare_splits
-from msxai_bids.workflows.group_cnn import cnn_description, training_settings
-from msxai_bids.workflows.outputs import field_entities
+from msxai_bids.stages.training import labelled_images, prepare_splits
 
 
 @pytest.fixture(autouse=True)
@@ -46,27 +45,34 @@ def group_args(bids_dir, out, *extra):
     return [str(bids_dir), str(out), "group", "--train", "--skip-bids-validation", *extra]
 
 
+def images_of(config):
+    """The labelled images a group run with ``config`` trains on."""
+    layout = bids.load_layout(config.bids_dir, config.output_dir)
+    return labelled_images(training_plan(config), selected_images(config, layout))
+
+
 def test_options_pick_the_paper_settings_and_overrides(tmp_path, small_cohort):
     bids_dir, out = small_cohort
-    scratch = training_settings(make_config(group_args(bids_dir, out)))
+    scratch = training_plan(make_config(group_args(bids_dir, out))).cnn.settings
     assert (scratch.lr, scratch.batch_size, scratch.max_epochs, scratch.patience) == (
         1e-3,
         8,
         45,
         10,
     )
-    model = tmp_path / "pretrained.safetensors"
-    tuned = training_settings(
-        make_config(group_args(bids_dir, out, "--init-model", str(model), "--epochs", "3"))
+    model = save_model(
+        tmp_path / "pretrained", SixtyFourNet(), ModelCard(positive_label="AD", negative_label="CN")
     )
+    tuned = training_plan(
+        make_config(group_args(bids_dir, out, "--init-model", str(model), "--epochs", "3"))
+    ).cnn.settings
     assert (tuned.lr, tuned.decay, tuned.batch_size, tuned.max_epochs) == (5e-4, 2e-3, 4, 3)
     assert tuned.augment and not scratch.augment
 
 
 def test_labelled_images_come_with_their_derivatives(small_cohort):
     bids_dir, out = small_cohort
-    config = make_config(group_args(bids_dir, out))
-    images = labelled_images(config, bids.load_layout(bids_dir, out))
+    images = images_of(make_config(group_args(bids_dir, out)))
     assert len(images) == 7 and images["participant_id"].nunique() == 6
     assert images["image"].map(lambda p: p.is_file()).all()
     assert images.groupby("target").size().to_dict() == {0: 4, 1: 3}  # sub-01 (HC) twice
@@ -81,17 +87,15 @@ def test_a_t1w_cohort_is_read_and_described_by_its_contrast(tmp_path):
     filters = tmp_path / "filters.json"
     filters.write_text(json.dumps({"flair": {"suffix": "T1w"}}))
     config = make_config(group_args(bids_dir, out, "--bids-filter-file", str(filters)))
-    images = labelled_images(config, bids.load_layout(bids_dir, out))
+    images = images_of(config)
     assert len(images) == 5
     assert images["image"].map(lambda p: p.name.endswith("desc-preproc_T1w.nii.gz")).all()
-    assert cnn_description(config)["data"] == "T1w"
+    assert training_plan(config).cnn.description["data"] == "T1w"
 
 
 def test_missing_preprocessed_images_are_listed_with_exit_66(tmp_path, capsys):
     bids_dir, out = write_group_cohort(tmp_path, 4)
-    preproc = field_entities(DERIVATIVES["preproc"], "FLAIR")
-    entities = {"subject": "03", **preproc, "extension": ".nii.gz"}
-    bids.derivative_path(out, entities).unlink()
+    derivatives.path(out, "preproc", {"subject": "03", "suffix": "FLAIR"}).unlink()
     assert main(group_args(bids_dir, out)) == 66
     assert "sub-03/anat/sub-03_FLAIR.nii.gz" in capsys.readouterr().err
     assert main(group_args(bids_dir, out, "--lesion-filled")) == 66  # none was written
@@ -126,12 +130,14 @@ def test_split_is_written_reused_and_refused_for_other_images(small_cohort, tmp_
             "target": [i % 2 for i in range(20)],
         }
     )
-    first = prepare_splits(make_config(group_args(bids_dir, out)), images, write=True)
-    path = tables.group_file(out, "splits.tsv")
+    first = prepare_splits(
+        training_plan(make_config(group_args(bids_dir, out))), images, write=True
+    )
+    path = derivatives.path(out, "splits")
     assert path.is_file() and json.loads(path.with_suffix(".json").read_text())["split"]
-    other_seed = make_config(group_args(bids_dir, out, "--seed", "9"))
+    other_seed = training_plan(make_config(group_args(bids_dir, out, "--seed", "9")))
     pd.testing.assert_frame_equal(prepare_splits(other_seed, images, write=True), first)
-    new = make_config(group_args(bids_dir, out, "--seed", "9", "--new-split"))
+    new = training_plan(make_config(group_args(bids_dir, out, "--seed", "9", "--new-split")))
     redrawn = prepare_splits(new, images, write=True)
     assert dict(zip(redrawn["source"], redrawn["split"], strict=True)) != dict(
         zip(first["source"], first["split"], strict=True)
@@ -155,42 +161,45 @@ def test_training_from_scratch_then_fine_tuning_writes_table_3(tmp_path):
     bids_dir, out = write_group_cohort(tmp_path, 14)
     common = ["--epochs", "1", "--holdout-fraction", "0.3", "--validation-fraction", "0.2"]
     assert main(group_args(bids_dir, out, "--trials", "2", *common)) == 0
-    splits = tables.read_tsv(tables.group_file(out, "splits.tsv"))
+    splits = bids.read_tsv(derivatives.path(out, "splits"))
     assert splits.groupby("participant_id")["split"].nunique().max() == 1
-    performance = tables.read_tsv(tables.group_file(out, "performance.tsv")).set_index("model")
+    performance = bids.read_tsv(derivatives.path(out, "performance")).set_index("model")
     assert list(performance.index) == ["cnn-scratch", "svm-lesionload", "svm-flair"]
     assert performance.loc["cnn-scratch", "n_trials"] == 2
     assert performance.loc["svm-lesionload", "balanced_accuracy"] == 1.0  # lesions ⇔ patients
-    predictions = tables.read_tsv(tables.group_file(out, "predictions.tsv"))
+    predictions = bids.read_tsv(derivatives.path(out, "group_predictions"))
     holdout = set(splits.loc[splits["split"] == "holdout", "source"])
     assert set(predictions["source"]) == holdout and len(predictions) == 4 * len(holdout)
     for trial in (1, 2):
-        log = tables.read_tsv(tables.group_file(out, f"cnn-scratch_trial-0{trial}_epochs.tsv"))
+        log = bids.read_tsv(derivatives.path(out, "epochs", model="cnn-scratch", trial=f"0{trial}"))
         assert len(log) == 1 and log["loss"].gt(log["bce"]).all()
-    model, card = load_model(tables.model_stem(out, "cnn-scratch"))
+    model, card = load_model(derivatives.path(out, "model", model="cnn-scratch"))
     assert (card.positive_label, card.training["subjects"]) == ("MS", 14)
     best = predictions[predictions["trial"] == card.metrics["best_trial"]["trial"]]
     best = best[best["model"] == "cnn-scratch"].merge(
-        labelled_images(make_config(group_args(bids_dir, out)), bids.load_layout(bids_dir, out)),
-        on="source",
+        images_of(make_config(group_args(bids_dir, out))), on="source"
     )
     logits = predict_logits(model, load_volumes(best["image"].tolist()), batch_size=2, device="cpu")
     np.testing.assert_allclose(logits.numpy(), best["score"], rtol=1e-4, atol=1e-5)
     for source in holdout:  # the holdout is explained with the saved model
         stem = Path(source).name.replace("_FLAIR.nii.gz", "")
         explained = out / Path(source).parent / f"{stem}_predictions.tsv"
-        assert tables.read_tsv(explained)["model_sha256"].item() == card.weights_sha256
+        assert bids.read_tsv(explained)["model_sha256"].item() == card.weights_sha256
 
-    tuned = ["--init-model", str(tables.model_stem(out, "cnn-scratch")), "--skip-baselines"]
+    tuned = [
+        "--init-model",
+        str(derivatives.path(out, "model", model="cnn-scratch")),
+        "--skip-baselines",
+    ]
     assert main(group_args(bids_dir, out, "--trials", "1", *common, *tuned)) == 0
-    assert tables.read_tsv(tables.group_file(out, "splits.tsv")).equals(splits)  # reused
-    performance = tables.read_tsv(tables.group_file(out, "performance.tsv"))
+    assert bids.read_tsv(derivatives.path(out, "splits")).equals(splits)  # reused
+    performance = bids.read_tsv(derivatives.path(out, "performance"))
     assert set(performance["model"]) == {
         "cnn-scratch",
         "svm-lesionload",
         "svm-flair",
         "cnn-pretrained",
     }
-    fine_tuned = read_card(tables.model_stem(out, "cnn-pretrained"))
+    fine_tuned = read_card(derivatives.path(out, "model", model="cnn-pretrained"))
     assert fine_tuned.training["init_model"] == card.model_id
     assert fine_tuned.training["settings"]["lr"] == 5e-4

@@ -1,4 +1,4 @@
-"""Names of the stored outputs (msxai_bids.workflows.outputs) and their BIDS validity."""
+"""Names of the stored outputs (msxai_bids.derivatives, the sinks) and their BIDS validity."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import write_minimal_bids
 
-from msxai_bids import bids
+from msxai_bids import bids, derivatives
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.interfaces.qc import sidecar_metadata
 from msxai_bids.model.modelfile import ModelCard
-from msxai_bids.workflows.explanation import Scan, write_scan
-from msxai_bids.workflows.outputs import init_ds_preproc_wf, output_entities
+from msxai_bids.stages.explanation import Scan, write_scan
+from msxai_bids.workflows.outputs import init_ds_preproc_wf
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 
@@ -29,7 +29,6 @@ def _store_preprocessing(tmp_path: Path, contrast: str, metadata: dict) -> tuple
     workflow = init_ds_preproc_wf(
         output_dir=out,
         source_file=str(source),
-        contrast=contrast,
         has_lesion_mask=True,
         lesion_fill=True,
     )
@@ -40,10 +39,10 @@ def _store_preprocessing(tmp_path: Path, contrast: str, metadata: dict) -> tuple
     ants.write_transform(ants.create_ants_transform(dimension=3), str(tmp_path / "xfm.txt"))
     (tmp_path / "qc.json").write_text("{}")
     (tmp_path / "qc.png").write_bytes(b"\x89PNG")
-    for field in ("flair_preproc", "brain_mask", "lesion_mask", "flair_filled"):
+    for field in ("preproc", "brain_mask", "lesion_mask", "lesionfilled"):
         setattr(inputnode.inputs, field, str(image))
     inputnode.inputs.xfm = str(tmp_path / "xfm.txt")
-    inputnode.inputs.qc_json = str(tmp_path / "qc.json")
+    inputnode.inputs.qc = str(tmp_path / "qc.json")
     inputnode.inputs.qc_figure = str(tmp_path / "qc.png")
     inputnode.inputs.metadata = metadata
     workflow.run()
@@ -83,12 +82,10 @@ def _write_explanation(bids_dir: Path, out: Path) -> None:
     flair = bids.collect_images(layout)[0]
     scan = Scan(
         flair=flair,
-        image=bids.derivative_path(
-            out, {**output_entities(flair, "flair_preproc"), "extension": ".nii.gz"}
-        ),
+        image=derivatives.path(out, "preproc", flair.entities),
         brain_mask=None,
         lesion_mask=None,
-        xfm=bids.derivative_path(out, output_entities(flair, "xfm")),
+        xfm=derivatives.path(out, "xfm", flair.entities),
     )
     card = ModelCard(positive_label="MS", negative_label="HC", weights_sha256="0" * 64)
     relevance = {"lrp-epsilon": np.zeros(CNN_GRID.shape, np.float32)}

@@ -60,7 +60,7 @@ def test_itk_thread_count_reaches_the_environment(monkeypatch):
     assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
 
 
-def _pack(flair_preproc, brain_mask, lesion_mask, flair_filled, xfm, qc_json, qc_figure, metadata):
+def _pack(preproc, brain_mask, xfm, qc, qc_figure, lesion_mask, lesionfilled, metadata):
     """Gather the outputnode's fields in one node that Nipype keeps in the executed graph."""
     return dict(locals())
 
@@ -89,17 +89,17 @@ def test_full_run_on_skull_phantom_then_cached_rerun(tmp_path):
         return workflow.run(plugin="MultiProc", plugin_args={"n_procs": 2})
 
     outputs = _outputs(run())
-    for field in ("flair_preproc", "flair_filled", "brain_mask", "lesion_mask"):
+    for field in ("preproc", "lesionfilled", "brain_mask", "lesion_mask"):
         image = nb.load(outputs[field])
         assert image.shape == CNN_GRID.shape
         np.testing.assert_allclose(image.affine, CNN_GRID.affine)
-    flair = nb.load(outputs["flair_preproc"]).get_fdata()
+    flair = nb.load(outputs["preproc"]).get_fdata()
     assert np.isfinite(flair).all() and flair.min() == 0.0 and flair.max() == pytest.approx(1.0)
     lesion = nb.load(outputs["lesion_mask"]).get_fdata() > 0
-    filled = nb.load(outputs["flair_filled"]).get_fdata()
+    filled = nb.load(outputs["lesionfilled"]).get_fdata()
     assert lesion.any() and filled[lesion].mean() < flair[lesion].mean() - 0.1
     assert "AffineTransform_double_3_3" in Path(outputs["xfm"]).read_text()
-    qc = json.loads(Path(outputs["qc_json"]).read_text())
+    qc = json.loads(Path(outputs["qc"]).read_text())
     assert qc["plausible"], qc["reason"]
     assert outputs["metadata"]["Resolution"] == CNN_GRID.description
     assert os.path.getsize(outputs["qc_figure"]) > 10_000

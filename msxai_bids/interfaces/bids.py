@@ -1,4 +1,4 @@
-"""A Nipype sink that writes one derivative file (plus its JSON sidecar) named by BIDS entities."""
+"""A Nipype sink that stores one derivative file (plus its JSON sidecar) under its table name."""
 
 from __future__ import annotations
 
@@ -16,20 +16,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from msxai_bids.bids import (
-    SOURCE_ENTITIES,
-    atomic_write,
-    derivative_path,
-    raw_uri,
-    required_metadata,
-    write_sidecar,
-)
-
-
-def extension_of(path: str) -> str:
-    """File extension including ``.nii.gz``-style double suffixes."""
-    name = Path(path).name
-    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+from msxai_bids import derivatives
+from msxai_bids.bids import raw_uri, required_metadata, write_sidecar
+from msxai_bids.files import atomic_write
 
 
 def copy_as(in_file: str, out_file: Path) -> None:
@@ -44,11 +33,8 @@ class _DerivativesDataSinkInputSpec(BaseInterfaceInputSpec):
     base_directory = traits.Directory(mandatory=True, desc="root of the derivative dataset")
     source_file = File(exists=True, mandatory=True, desc="raw file this derivative comes from")
     in_file = File(exists=True, mandatory=True, desc="file to store")
-    entities = traits.Dict(
-        traits.Str,
-        traits.Str,
-        mandatory=True,
-        desc="BIDS entities naming the output, incl. suffix; extension from in_file",
+    kind = traits.Enum(
+        *derivatives.KINDS, mandatory=True, desc="kind of derivative (msxai_bids.derivatives)"
     )
     meta_dict = traits.Dict(
         desc="sidecar fields; a JSON sidecar is written when given or when BIDS requires one"
@@ -61,9 +47,10 @@ class _DerivativesDataSinkOutputSpec(TraitedSpec):
 
 
 class DerivativesDataSink(SimpleInterface):
-    """Store ``in_file`` under ``base_directory`` with a name built from BIDS entities.
+    """Store ``in_file`` under ``base_directory`` as the derivative ``kind`` of ``source_file``.
 
-    Source entities (subject, session, run…) come from ``source_file``; the write is atomic.
+    The name comes from :data:`msxai_bids.derivatives.KINDS`, with the source's entities
+    (subject, session, run…, and its suffix as the contrast); the write is atomic.
     Every file BIDS requires a sidecar of (a ``res-`` image, masks included) gets one, with
     ``Sources`` and the required fields, whether or not ``meta_dict`` is given.
     """
@@ -73,10 +60,8 @@ class DerivativesDataSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         source = parse_file_entities(self.inputs.source_file)
-        entities = {k: v for k, v in source.items() if k in SOURCE_ENTITIES}
-        entities.update(self.inputs.entities)
-        entities.setdefault("extension", extension_of(self.inputs.in_file))
-        out_file = derivative_path(Path(self.inputs.base_directory), entities)
+        base = Path(self.inputs.base_directory)
+        out_file = derivatives.path(base, self.inputs.kind, source)
         atomic_write(out_file, lambda tmp: copy_as(self.inputs.in_file, tmp))
         self._results["out_file"] = str(out_file)
         given = self.inputs.meta_dict if isdefined(self.inputs.meta_dict) else {}

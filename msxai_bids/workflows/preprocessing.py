@@ -15,17 +15,10 @@ from msxai_bids.interfaces.anatomical import (
 from msxai_bids.interfaces.intensity import FillLesions, MinMaxScale
 from msxai_bids.interfaces.qc import RegistrationQC
 from msxai_bids.interfaces.registration import RegisterToTemplate, ResampleToGrid
+from msxai_bids.workflows.outputs import stored_kinds
 
-OUTPUT_FIELDS = [
-    "flair_preproc",
-    "brain_mask",
-    "lesion_mask",
-    "flair_filled",
-    "xfm",
-    "qc_json",
-    "qc_figure",
-    "metadata",
-]
+#: outputnode fields: every kind of derivative preprocessing makes, and the images' metadata.
+OUTPUT_FIELDS = [*stored_kinds(has_lesion_mask=True, lesion_fill=True), "metadata"]
 
 __desc__ = f"""\
 Each FLAIR image was reoriented to RAS. A first brain mask (Otsu thresholding and
@@ -80,22 +73,22 @@ def init_preproc_wf(
 
     Outputs
     -------
-    flair_preproc
+    preproc
         FLAIR on ``CNN_GRID`` (96×114×96, 2 mm, MNI152NLin2009cAsym), brain only, in [0, 1].
     brain_mask
         Brain mask on the grid (uint8-valued float): the template's brain mask placed on the
         FLAIR, restricted to tissue.
     lesion_mask
         Lesion mask on the grid (trilinear, threshold 0.5), if given.
-    flair_filled
+    lesionfilled
         Lesion-filled FLAIR on the grid, in [0, 1], if ``lesion_fill``.
     xfm
         ITK affine text file; resamples the FLAIR onto MNI152NLin2009cAsym
         (``from-FLAIR_to-MNI152NLin2009cAsym_mode-image``).
-    qc_json, qc_figure
+    qc, qc_figure
         Registration quality numbers with a plausibility flag, and template edges over the FLAIR.
     metadata
-        Sidecar fields for ``flair_preproc`` (Resolution, SkullStripped, versions, QC).
+        Sidecar fields for ``preproc`` (Resolution, SkullStripped, versions, QC).
     """
     if lesion_fill and not has_lesion_mask:
         raise ValueError("lesion filling needs a lesion mask")
@@ -144,10 +137,10 @@ def init_preproc_wf(
         (flair_to_grid, qc, [("out_file", "in_file")]),
         (mask_to_grid, qc, [("out_file", "mask_file")]),
         (register, qc, [("out_xfm", "xfm")]),
-        (scale, outputnode, [("out_file", "flair_preproc")]),
+        (scale, outputnode, [("out_file", "preproc")]),
         (mask_to_grid, outputnode, [("out_file", "brain_mask")]),
         (register, outputnode, [("out_xfm", "xfm")]),
-        (qc, outputnode, [("out_json", "qc_json"), ("out_figure", "qc_figure"),
+        (qc, outputnode, [("out_json", "qc"), ("out_figure", "qc_figure"),
                           ("metadata", "metadata")]),
     ])  # fmt: skip
     if has_lesion_mask:
@@ -179,5 +172,5 @@ def _add_lesion_nodes(
         (workflow.get_node("mask_to_grid"), fill, [("out_file", "mask_file")]),
         (fill, scale_filled, [("out_file", "in_file")]),
         (workflow.get_node("mask_to_grid"), scale_filled, [("out_file", "mask_file")]),
-        (scale_filled, outputnode, [("out_file", "flair_filled")]),
+        (scale_filled, outputnode, [("out_file", "lesionfilled")]),
     ])  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from msxai_bids import bids
-from msxai_bids.config import Config
+from msxai_bids import bids, derivatives
+from msxai_bids.group import tables
 from msxai_bids.model import distributed
 from msxai_bids.model.evaluation import summarise_trials
-from msxai_bids.model.modelfile import ModelCard, load_model, read_card, save_model
+from msxai_bids.model.modelfile import ModelCard, load_model, save_model
 from msxai_bids.model.network import FastSixtyFourNet, l2_penalty
 from msxai_bids.model.splits import SPLITS
 from msxai_bids.model.training import (
@@ -34,35 +34,50 @@ from msxai_bids.model.training import (
     fit,
     predict_logits,
 )
-from msxai_bids.workflows import group_tables as tables
-from msxai_bids.workflows.cohort import label_description
 
 LOGGER = logging.getLogger("msxai.group")
 
 
-def cnn_description(config: Config) -> dict[str, str]:
-    """Name and Table-3 description of the CNN this run trains."""
-    pretrained = config.init_model is not None
-    data = f"{config.contrast} lesion-filled" if config.lesion_filled else config.contrast
+def cnn_description(*, pretrained: bool, lesion_filled: bool, contrast: str) -> dict[str, str]:
+    """Name and Table-3 description of a CNN: initialisation and input data."""
     name = "cnn-" + ("pretrained" if pretrained else "scratch")
-    name += "-lesionfilled" if config.lesion_filled else ""
+    name += "-lesionfilled" if lesion_filled else ""
     return {
         "model": name,
-        "data": data,
+        "data": f"{contrast} lesion-filled" if lesion_filled else contrast,
         "pretrained": "yes" if pretrained else "no",
         "classifier": "CNN",
     }
 
 
-def training_settings(config: Config) -> TrainingSettings:
-    """The paper's settings for this run (fine-tuning with ``--init-model``), with overrides."""
-    base = FINE_TUNING if config.init_model is not None else FROM_SCRATCH
-    return base.overridden(
-        lr=config.lr,
-        batch_size=config.batch_size,
-        max_epochs=config.epochs,
-        patience=config.patience,
-    )
+def training_settings(*, pretrained: bool, **overrides: float | int | None) -> TrainingSettings:
+    """The paper's settings (fine-tuning when ``pretrained``), with the options that are set.
+
+    ``overrides`` are :class:`TrainingSettings` fields (``lr``, ``batch_size``,
+    ``max_epochs``, ``patience``); None keeps the paper's value.
+    """
+    return (FINE_TUNING if pretrained else FROM_SCRATCH).overridden(**overrides)
+
+
+@dataclass(frozen=True)
+class CnnPlan:
+    """The CNN trials of one ``group --train`` run.
+
+    ``description`` comes from :func:`cnn_description`; trial ``n`` uses seed ``seed + n``
+    and starts from ``init_model`` when given (all layers trainable), else from Glorot weights.
+    """
+
+    output_dir: Path
+    description: dict[str, str]
+    settings: TrainingSettings
+    trials: int
+    seed: int = 0
+    init_model: Path | None = None
+
+    @property
+    def model(self) -> str:
+        """The model's name, e.g. ``cnn-scratch``; also the stem of its file."""
+        return self.description["model"]
 
 
 def split_volumes(volumes: torch.Tensor, splits: pd.DataFrame) -> dict[str, LabelledVolumes]:
@@ -86,29 +101,26 @@ class Trial:
     scores: np.ndarray
 
 
-def initial_network(config: Config, seed: int) -> nn.Module:
-    """Glorot-initialised network, or all the weights of ``--init-model`` (all trainable)."""
+def initial_network(init_model: Path | None, seed: int) -> nn.Module:
+    """Glorot-initialised network, or all the weights of ``init_model`` (all trainable)."""
     torch.manual_seed(seed)
-    if config.init_model is None:
+    if init_model is None:
         return FastSixtyFourNet()
-    return load_model(config.init_model, implementation="fast")[0]
+    return load_model(init_model, implementation="fast")[0]
 
 
 def run_trial(
     number: int,
     *,
-    config: Config,
+    plan: CnnPlan,
     by_split: dict[str, LabelledVolumes],
-    settings: TrainingSettings,
     device: torch.device,
     processes: distributed.Processes,
 ) -> Trial:
-    """Train one CNN (seed ``--seed`` + ``number``) and score the holdout with its checkpoint."""
-    seed = config.seed + number
-    network = initial_network(config, seed).to(device)
-    log = tables.group_file(
-        config.output_dir, f"{cnn_description(config)['model']}_trial-{number:02d}_epochs.tsv"
-    )
+    """Train one CNN (seed ``plan.seed + number``); score the holdout with its checkpoint."""
+    seed = plan.seed + number
+    network = initial_network(plan.init_model, seed).to(device)
+    log = derivatives.path(plan.output_dir, "epochs", model=plan.model, trial=f"{number:02d}")
     rows: list[dict] = []
 
     def record(row: dict) -> None:
@@ -116,12 +128,12 @@ def run_trial(
         if processes.is_main:
             bids.write_tsv(log, pd.DataFrame(rows))
 
-    LOGGER.info("trial %d/%d (seed %d)", number, config.trials, seed)
+    LOGGER.info("trial %d/%d (seed %d)", number, plan.trials, seed)
     result = fit(
         distributed.wrap(network, processes, device),
         by_split["train"],
         by_split["validation"],
-        settings,
+        plan.settings,
         penalty=l2_penalty,
         seed=seed,
         device=device,
@@ -131,16 +143,15 @@ def run_trial(
     )
     network.load_state_dict(result.best_state)
     holdout = by_split["holdout"].volumes
-    scores = predict_logits(network, holdout, batch_size=settings.batch_size, device=device)
+    scores = predict_logits(network, holdout, batch_size=plan.settings.batch_size, device=device)
     return Trial(number, seed, result, scores.numpy())
 
 
-def cnn_results(config: Config, trials: list[Trial], holdout: pd.DataFrame, split: str) -> list:
+def cnn_results(plan: CnnPlan, trials: list[Trial], holdout: pd.DataFrame, split: str) -> list:
     """Result rows of every CNN trial."""
-    description = cnn_description(config)
     return [
         tables.result_rows(
-            description,
+            plan.description,
             t.number,
             holdout,
             t.scores,
@@ -163,26 +174,27 @@ def best_trial(trials: list[Trial]) -> Trial:
 
 
 def save_best_model(
-    config: Config, trials: list[Trial], trial_table: pd.DataFrame, splits: pd.DataFrame
+    plan: CnnPlan, trials: list[Trial], trial_table: pd.DataFrame, card: ModelCard
 ) -> Path:
-    """Write the best trial's checkpoint as ``OUT/models/<model>`` with its card; return it."""
+    """Write the best trial's checkpoint as ``OUT/models/<model>``; return its path.
+
+    ``card`` holds the labels and the account of the data; the trial, its metrics and the
+    training procedure are added here.
+    """
     best = best_trial(trials)
     network = FastSixtyFourNet()
     network.load_state_dict(best.result.best_state)
-    model = cnn_description(config)["model"]
-    mine = trial_table[trial_table["model"] == model]
+    mine = trial_table[trial_table["model"] == plan.model]
     summary = plain(summarise_trials(mine).iloc[0])
     chosen = plain(mine[mine["trial"] == best.number].iloc[0])
-    card = ModelCard(
-        positive_label=config.positive_label,
-        negative_label=config.negative_label,
-        description=f"{model}: trial {best.number}/{len(trials)}, epoch {best.result.best_epoch}",
-        training=training_summary(config, best, splits),
+    card = replace(
+        card,
+        description=f"{plan.model}: trial {best.number}/{len(trials)}, "
+        f"epoch {best.result.best_epoch}",
+        training={**card.training, **procedure(plan, best)},
         metrics={"best_trial": chosen, "holdout_over_trials": summary},
     )
-    stem = tables.model_stem(config.output_dir, model)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    path = save_model(stem, network, card)
+    path = save_model(derivatives.path(plan.output_dir, "model", model=plan.model), network, card)
     LOGGER.info(
         "best trial %d (validation balanced accuracy %.3f, holdout %.3f); model: %s",
         best.number,
@@ -198,25 +210,12 @@ def plain(row: pd.Series) -> dict:
     return json.loads(row.dropna().to_json())
 
 
-def training_summary(config: Config, best: Trial, splits: pd.DataFrame) -> dict:
-    """The card's account of data and procedure."""
-    counts = splits.groupby(["split", "target"]).size()
-    init = read_card(config.init_model).model_id if config.init_model else None
+def procedure(plan: CnnPlan, best: Trial) -> dict:
+    """The card's account of how the saved network was trained."""
     return {
-        "dataset": str(config.bids_dir),
-        "label_column": config.label_column,
-        "label_description": label_description(config.bids_dir, config.label_column),
-        "images": {
-            f"{s}_{'positive' if t else 'negative'}": int(n) for (s, t), n in counts.items()
-        },
-        "subjects": int(splits["participant_id"].nunique()),
-        "input": f"{'lesion-filled' if config.lesion_filled else 'preprocessed'} {config.contrast}",
-        "split_file": f"{tables.GROUP_DIR}/splits.tsv",
-        "split_id": tables.split_id(splits),
-        "init_model": init,
-        "settings": asdict(training_settings(config)),
+        "settings": asdict(plan.settings),
         "seed": best.seed,
-        "trials": config.trials,
+        "trials": plan.trials,
         "best_epoch": best.result.best_epoch,
         "epochs_run": len(best.result.history),
     }

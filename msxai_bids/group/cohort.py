@@ -1,8 +1,7 @@
 """The labelled images the group level trains on: labels from ``participants.tsv``, images from OUT.
 
 One row per raw FLAIR (a subject may have several sessions or runs), with the derivatives the
-participant level wrote for it, found by BIDS entities through
-:func:`msxai_bids.bids.derivative_path`.
+participant level wrote for it, found through the table of :mod:`msxai_bids.derivatives`.
 """
 
 from __future__ import annotations
@@ -14,19 +13,10 @@ from pathlib import Path
 import pandas as pd
 from bids.layout import BIDSFile
 
-from msxai_bids import bids
+from msxai_bids import derivatives
 from msxai_bids.errors import NoInputError, UsageError
-from msxai_bids.workflows.outputs import output_entities
 
 LOGGER = logging.getLogger("msxai.group")
-
-#: Image kinds of the cohort table → the preprocessing output that holds them.
-DERIVATIVES = {
-    "preproc": "flair_preproc",
-    "lesionfilled": "flair_filled",
-    "lesion_mask": "lesion_mask",
-    "brain_mask": "brain_mask",
-}
 
 
 def read_labels(bids_dir: Path, column: str, positive: str, negative: str) -> pd.Series:
@@ -84,16 +74,6 @@ def label_description(bids_dir: Path, column: str) -> dict:
     return json.loads(sidecar.read_text()).get(column, {})
 
 
-def derivative_file(output_dir: Path, flair: BIDSFile, kind: str) -> Path | None:
-    """Path of ``flair``'s derivative of one :data:`DERIVATIVES` kind, or None if not written."""
-    entities = output_entities(flair, DERIVATIVES[kind])
-    for extension in (".nii.gz", ".nii"):
-        path = bids.derivative_path(output_dir, {**entities, "extension": extension})
-        if path.is_file():
-            return path
-    return None
-
-
 def image_table(
     output_dir: Path, flairs: list[BIDSFile], targets: pd.Series, *, lesion_filled: bool
 ) -> pd.DataFrame:
@@ -120,9 +100,9 @@ def image_table(
                 "participant_id": subject,
                 "session_id": f"ses-{session}" if session else "n/a",
                 "target": int(targets[subject]),
-                "image": derivative_file(output_dir, flair, kind),
-                "lesion_mask": derivative_file(output_dir, flair, "lesion_mask"),
-                "brain_mask": derivative_file(output_dir, flair, "brain_mask"),
+                "image": derivatives.find(output_dir, kind, flair.entities),
+                "lesion_mask": derivatives.find(output_dir, "lesion_mask", flair.entities),
+                "brain_mask": derivatives.find(output_dir, "brain_mask", flair.entities),
             }
         )
     table = pd.DataFrame(rows)

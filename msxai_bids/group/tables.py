@@ -1,4 +1,4 @@
-"""The group level's tables under ``OUT/group/`` and its models under ``OUT/models/``.
+"""The group level's result tables under ``OUT/group/``.
 
 Tables are tab-separated with ``n/a`` for missing values (BIDS). Results accumulate over runs,
 one set of rows per model (CNN from scratch, pre-trained, lesion-filled, SVM baselines) so that
@@ -16,15 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from msxai_bids import bids
+from msxai_bids import bids, derivatives
 from msxai_bids.model.evaluation import METRICS, binary_metrics, roc_points, summarise_trials
 
 LOGGER = logging.getLogger("msxai.group")
 
-GROUP_DIR = "group"
 #: Columns that describe a model in the result tables.
 DESCRIPTION = ("model", "data", "pretrained", "classifier")
-MODELS_DIR = "models"
 
 #: Columns of ``performance.tsv`` described in its JSON sidecar.
 PERFORMANCE_COLUMNS = {
@@ -54,21 +52,6 @@ SPLITS_COLUMNS = {
 }
 
 
-def group_file(output_dir: Path, name: str) -> Path:
-    """Path of a group-level table, ``OUT/group/<name>``."""
-    return output_dir / GROUP_DIR / name
-
-
-def model_stem(output_dir: Path, model: str) -> Path:
-    """Stem of a model file pair, ``OUT/models/<model>`` (``.safetensors`` + ``.json``)."""
-    return output_dir / MODELS_DIR / model
-
-
-def read_tsv(path: Path) -> pd.DataFrame:
-    """Read a table written by :func:`msxai_bids.bids.write_tsv` (``n/a`` read as missing)."""
-    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-
-
 def split_id(splits: pd.DataFrame) -> str:
     """A short fingerprint of which image is in which split."""
     lines = sorted(f"{s}\t{p}" for s, p in zip(splits["source"], splits["split"], strict=True))
@@ -82,7 +65,7 @@ def merge_results(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     Returns the written table.
     """
     if path.is_file():
-        old = read_tsv(path)
+        old = bids.read_tsv(path)
         same_split = old["split_id"].isin(new["split_id"].unique())
         kept = old[same_split & ~old["model"].isin(new["model"].unique())]
         new = pd.concat([kept, new], ignore_index=True) if len(kept) else new
@@ -132,14 +115,15 @@ def result_rows(
 def write_results(output_dir: Path, results: list[Results]) -> pd.DataFrame:
     """Merge results into the group tables and rewrite ``performance.tsv``; return all trials."""
     trials = merge_results(
-        group_file(output_dir, "trials.tsv"), pd.DataFrame([r.trial for r in results])
+        derivatives.path(output_dir, "trials"), pd.DataFrame([r.trial for r in results])
     )
     merge_results(
-        group_file(output_dir, "predictions.tsv"), pd.concat([r.predictions for r in results])
+        derivatives.path(output_dir, "group_predictions"),
+        pd.concat([r.predictions for r in results]),
     )
-    merge_results(group_file(output_dir, "roc.tsv"), pd.concat([r.roc for r in results]))
+    merge_results(derivatives.path(output_dir, "roc"), pd.concat([r.roc for r in results]))
     performance = summarise_trials(trials, by=[*DESCRIPTION, "split_id"])
-    path = group_file(output_dir, "performance.tsv")
+    path = derivatives.path(output_dir, "performance")
     bids.write_tsv(path, performance, PERFORMANCE_COLUMNS)
     LOGGER.info("holdout performance (%s):\n%s", path, performance.to_string(index=False))
     return trials

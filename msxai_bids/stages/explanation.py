@@ -1,9 +1,10 @@
 """Prediction and relevance maps for preprocessed FLAIR images, batched over participants.
 
-This stage runs after the Nipype preprocessing graph, in the main process, because the model
-is loaded once and, on a GPU, several participants share a forward/backward pass. Each
-participant's files are still written on their own: a participant whose outputs cannot be
-made is reported by name and the others go on.
+This stage runs after preprocessing (participant level with ``--model``) or after training
+(the held-out participants), in the main process, because the model is loaded once and, on a
+GPU, several participants share a forward/backward pass. Each participant's files are still
+written on their own: a participant whose outputs cannot be made is reported by name and the
+others go on.
 """
 
 from __future__ import annotations
@@ -20,20 +21,17 @@ import torch
 from bids.layout import BIDSFile
 from scipy.special import expit
 
-from msxai_bids import bids
-from msxai_bids.config import Config
-from msxai_bids.errors import NoInputError
-from msxai_bids.explain.atlases import Atlas, default_atlases, load_atlas
+from msxai_bids import bids, derivatives
+from msxai_bids.explain.atlases import Atlas, load_atlas
 from msxai_bids.explain.attribution import explain
 from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
 from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
+from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
-from msxai_bids.model.modelfile import ModelCard, ModelFileError, load_model, read_card
+from msxai_bids.model.modelfile import ModelCard, load_model
 from msxai_bids.preprocessing.resampling import to_native
-from msxai_bids.workflows.cohort import derivative_file
-from msxai_bids.workflows.outputs import SPACE, output_entities
 
 LOGGER = logging.getLogger("msxai.explain")
 
@@ -52,32 +50,19 @@ class Scan:
     xfm: Path
 
 
-def check_model(path: Path, option: str) -> ModelCard:
-    """Read a model's card before any work; an unusable file is a missing input (exit 66)."""
-    try:
-        return read_card(path)
-    except ModelFileError as err:
-        raise NoInputError(f"{option}: {err}") from err
-
-
 def find_scan(output_dir: Path, flair: BIDSFile) -> Scan | None:
     """The preprocessed derivatives of ``flair`` in ``output_dir``; None if preprocessing failed."""
-    image = derivative_file(output_dir, flair, "preproc")
-    xfm = bids.derivative_path(output_dir, output_entities(flair, "xfm"))
-    if image is None or not xfm.is_file():
+    image = derivatives.find(output_dir, "preproc", flair.entities)
+    xfm = derivatives.find(output_dir, "xfm", flair.entities)
+    if image is None or xfm is None:
         return None
     return Scan(
         flair=flair,
         image=image,
-        brain_mask=derivative_file(output_dir, flair, "brain_mask"),
-        lesion_mask=derivative_file(output_dir, flair, "lesion_mask"),
+        brain_mask=derivatives.find(output_dir, "brain_mask", flair.entities),
+        lesion_mask=derivatives.find(output_dir, "lesion_mask", flair.entities),
         xfm=xfm,
     )
-
-
-def method_label(method: str) -> str:
-    """The ``desc-`` value of a method: ``lrp-epsilon`` → ``lrpepsilon``."""
-    return method.replace("-", "")
 
 
 def prediction_row(scan: Scan, card: ModelCard, logit: float) -> dict:
@@ -134,7 +119,7 @@ def lesion_summary(relevance: np.ndarray, scan: Scan) -> dict:
 
 def save_nifti(path: Path, image: nb.Nifti1Image, metadata: dict) -> Path:
     """Write a NIfTI image and its JSON sidecar (with the fields BIDS requires) atomically."""
-    bids.atomic_write(path, lambda tmp: nb.save(image, tmp))
+    atomic_write(path, lambda tmp: nb.save(image, tmp))
     bids.write_sidecar(path, metadata)
     return path
 
@@ -148,30 +133,27 @@ def write_scan(
     atlases: Sequence[Atlas],
 ) -> dict:
     """Write one participant's predictions, heatmaps (grid and native) and region tables."""
-    source = bids.source_entities(scan.flair)
+    source = scan.flair.entities
     row = prediction_row(scan, card, logit)
-    name = {**source, "suffix": "predictions", "extension": ".tsv"}
-    bids.write_tsv(bids.derivative_path(output_dir, name), pd.DataFrame([row]))
+    bids.write_tsv(derivatives.path(output_dir, "predictions", source), pd.DataFrame([row]))
     native_ref = nb.load(scan.flair.path)
     for method, heatmap in relevance.items():
-        stat = {**source, "stat": "relevance", "desc": method_label(method), "suffix": "statmap"}
+        label = derivatives.method_label(method)
         meta = heatmap_metadata(output_dir, scan, card, method, row, lesion_summary(heatmap, scan))
         on_grid = nb.Nifti1Image(heatmap.astype(np.float32), CNN_GRID.affine)
         on_grid.header.set_xyzt_units("mm")
-        grid_path = bids.derivative_path(output_dir, {**stat, **SPACE, "extension": ".nii.gz"})
-        save_nifti(grid_path, on_grid, meta)
-        native = to_native(on_grid, native_ref, scan.xfm)
+        save_nifti(derivatives.path(output_dir, "heatmap", source, method=label), on_grid, meta)
         save_nifti(
-            bids.derivative_path(output_dir, {**stat, "extension": ".nii.gz"}),
-            native,
+            derivatives.path(output_dir, "heatmap_native", source, method=label),
+            to_native(on_grid, native_ref, scan.xfm),
             {**meta, "Interpolation": "trilinear from the grid map (display only)"},
         )
         for atlas in atlases:
             table = region_table(heatmap, atlas.data, atlas.labels)
-            tsv = {**stat, **SPACE, "atlas": atlas.name, "extension": ".tsv"}
-            bids.write_tsv(bids.derivative_path(output_dir, tsv), table)
-            both = {**tsv, "desc": method_label(method) + "bilateral"}
-            bids.write_tsv(bids.derivative_path(output_dir, both), bilateral_table(table))
+            names = {"method": label, "atlas": atlas.name}
+            bids.write_tsv(derivatives.path(output_dir, "regions", source, **names), table)
+            bilateral = derivatives.path(output_dir, "regions_bilateral", source, **names)
+            bids.write_tsv(bilateral, bilateral_table(table))
     return row
 
 
@@ -227,20 +209,39 @@ def explain_scans(
     return failed
 
 
-def run_explanation(config: Config, flairs: Sequence[BIDSFile], model_path: Path) -> int:
-    """Predict and explain every FLAIR whose preprocessing succeeded; 1 if any could not be."""
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.nprocs)
-    scans = [scan for flair in flairs if (scan := find_scan(config.output_dir, flair))]
+@dataclass(frozen=True)
+class ExplanationPlan:
+    """What the explanation stage needs to know of the options.
+
+    ``methods`` are keys of :data:`~msxai_bids.explain.methods.METHODS`; ``atlases`` built-in
+    atlas names or atlas file paths, already checked; ``threads`` is torch's CPU thread count.
+    """
+
+    output_dir: Path
+    methods: tuple[str, ...]
+    atlases: tuple[str, ...]
+    device: str = "auto"
+    seed: int = 0
+    threads: int = 1
+
+
+def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
+    """Predict and explain every image whose preprocessing succeeded; 1 if any could not be.
+
+    ``model`` is a model file: ``--model``, or the one a group run has just trained.
+    """
+    torch.manual_seed(plan.seed)
+    torch.set_num_threads(plan.threads)
+    scans = [scan for flair in flairs if (scan := find_scan(plan.output_dir, flair))]
     missing = len(flairs) - len(scans)
     if missing:
         LOGGER.error("%d FLAIR image(s) have no preprocessed image to explain", missing)
     failed = explain_scans(
         scans,
-        model_path=model_path,
-        output_dir=config.output_dir,
-        methods=config.method,
-        atlases=config.atlas or default_atlases(),
-        device=config.device,
+        model_path=model,
+        output_dir=plan.output_dir,
+        methods=plan.methods,
+        atlases=plan.atlases,
+        device=plan.device,
     )
     return 1 if failed or missing else 0

@@ -1,0 +1,125 @@
+"""From the options to the stages' plans: with the entry point, the only reader of the config.
+
+Each builder checks what its stage will use (model files, methods, atlases) before any work
+starts, so that a typo fails in seconds with a usage error and not after hours of training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from msxai_bids.config import Config
+from msxai_bids.errors import NoInputError, UsageError
+from msxai_bids.stages.preprocessing import PreprocessingPlan
+
+if TYPE_CHECKING:  # both import torch, which only the stages that use it load
+    from msxai_bids.stages.explanation import ExplanationPlan
+    from msxai_bids.stages.training import TrainingPlan
+
+
+def check_model(path: Path, option: str) -> str:
+    """Read a model's card; return its identifier. An unusable file is a missing input (66)."""
+    from msxai_bids.model.modelfile import ModelFileError, read_card
+
+    try:
+        return read_card(path).model_id
+    except ModelFileError as err:
+        raise NoInputError(f"{option}: {err}") from err
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """Refuse unknown explanation methods (imports zennit only when a stage will explain)."""
+    from msxai_bids.explain.methods import METHODS
+
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise UsageError(f"unknown --method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    return tuple(methods)
+
+
+def check_atlases(atlases: Sequence[str]) -> tuple[str, ...]:
+    """Load every atlas once (they are cached for the stage); the paper's pair by default."""
+    from msxai_bids.explain.atlases import BUILTIN_ATLASES, default_atlases, load_atlas
+
+    chosen = tuple(atlases) or tuple(default_atlases())
+    for atlas in chosen:
+        if atlas not in BUILTIN_ATLASES and not Path(atlas).is_file():
+            raise UsageError(
+                f"unknown --atlas {atlas}; choose from {', '.join(BUILTIN_ATLASES)} "
+                "or give the path of an atlas-<name>_dseg.nii.gz with its .tsv"
+            )
+        try:
+            load_atlas(atlas)
+        except (OSError, ValueError) as err:
+            raise NoInputError(f"--atlas {atlas}: {err}") from err
+    return chosen
+
+
+def preprocessing_plan(config: Config) -> PreprocessingPlan:
+    """The participant level's preprocessing."""
+    return PreprocessingPlan(
+        output_dir=config.output_dir,
+        work_dir=config.work_dir,
+        lesion_fill=config.lesion_fill,
+        seed=config.seed,
+        nprocs=config.nprocs,
+        omp_nthreads=config.omp_nthreads,
+        mem_gb=config.mem_gb,
+    )
+
+
+def explanation_plan(config: Config) -> ExplanationPlan:
+    """Prediction and explanation, with ``--model`` or with the model a group run trains."""
+    from msxai_bids.stages.explanation import ExplanationPlan
+
+    return ExplanationPlan(
+        output_dir=config.output_dir,
+        methods=check_methods(config.method),
+        atlases=check_atlases(config.atlas),
+        device=config.device,
+        seed=config.seed,
+        threads=config.nprocs,
+    )
+
+
+def training_plan(config: Config) -> TrainingPlan:
+    """``group --train``: the CNN trials, the data, labels and split; reads ``--init-model``."""
+    from msxai_bids.group.trials import CnnPlan, cnn_description, training_settings
+    from msxai_bids.stages.training import Labels, TrainingPlan
+
+    pretrained = config.init_model is not None
+    init_model_id = check_model(config.init_model, "--init-model") if pretrained else None
+    settings = training_settings(
+        pretrained=pretrained,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        max_epochs=config.epochs,
+        patience=config.patience,
+    )
+    description = cnn_description(
+        pretrained=pretrained, lesion_filled=config.lesion_filled, contrast=config.contrast
+    )
+    cnn = CnnPlan(
+        output_dir=config.output_dir,
+        description=description,
+        settings=settings,
+        trials=config.trials,
+        seed=config.seed,
+        init_model=config.init_model,
+    )
+    return TrainingPlan(
+        bids_dir=config.bids_dir,
+        cnn=cnn,
+        labels=Labels(config.label_column, config.positive_label, config.negative_label),
+        contrast=config.contrast,
+        lesion_filled=config.lesion_filled,
+        init_model_id=init_model_id,
+        holdout_fraction=config.holdout_fraction,
+        validation_fraction=config.validation_fraction,
+        new_split=config.new_split,
+        skip_baselines=config.skip_baselines,
+        device=config.device,
+        threads=config.omp_nthreads,
+    )

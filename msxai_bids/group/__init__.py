@@ -1,0 +1,1 @@
+"""Building blocks of the group level: which images, the CNN trials, the result tables."""
