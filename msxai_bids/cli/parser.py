@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from msxai_bids import __version__
+from msxai_bids.cli.types import positive_int
 from msxai_bids.config import CONTRASTS, filtered_contrast
 from msxai_bids.errors import UsageError
 
@@ -40,13 +41,6 @@ def _strip_prefix(prefix: str):
         return label
 
     return parse
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a positive integer")
-    return number
 
 
 def _filter_file(value: str) -> dict[str, Any]:
@@ -101,20 +95,20 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--positive-label", dest="positive_label", default="MS", help="patients")
     group.add_argument("--negative-label", dest="negative_label", default="HC", help="controls")
     group.add_argument(
-        "--trials", type=_positive_int, default=10, help="trainings on the same split"
+        "--trials", type=positive_int, default=10, help="trainings on the same split"
     )
     group.add_argument(
-        "--epochs", type=_positive_int, help="maximum epochs (default: 45, fine-tuning 200)"
+        "--epochs", type=positive_int, help="maximum epochs (default: 45, fine-tuning 200)"
     )
     group.add_argument(
-        "--batch-size", dest="batch_size", type=_positive_int, help="default: 8, fine-tuning 4"
+        "--batch-size", dest="batch_size", type=positive_int, help="default: 8, fine-tuning 4"
     )
     group.add_argument(
         "--lr", type=_positive_float, help="initial learning rate (default: 1e-3, fine-tuning 5e-4)"
     )
     group.add_argument(
         "--patience",
-        type=_positive_int,
+        type=positive_int,
         help="early-stopping patience (default: 10, fine-tuning 15)",
     )
     group.add_argument(
@@ -213,14 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--nprocs",
         "--n-cpus",
         dest="nprocs",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="parallel processes",
     )
     perf.add_argument(
         "--omp-nthreads",
         dest="omp_nthreads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="threads per process (default: min(nprocs, 8))",
     )

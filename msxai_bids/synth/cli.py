@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from msxai_bids import __version__
+from msxai_bids.cli.types import non_negative_int, positive_int
 from msxai_bids.synth.cohort import make_cohort
 from msxai_bids.synth.contrast import CONTRASTS
 from msxai_bids.synth.groups import TASKS
@@ -29,20 +30,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.print_usage(sys.stderr)
         raise _UsageError(f"{self.prog}: error: {message}")
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
-    return value
 
 
 def _resolution(text: str) -> float:
@@ -68,10 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="ms",
         help="ms: MS vs healthy controls; ad: Alzheimer's vs normal (pre-training cohort)",
     )
-    group.add_argument("--n-patients", type=_count, default=10, metavar="N", help="default: 10")
-    group.add_argument("--n-controls", type=_count, default=10, metavar="N", help="default: 10")
     group.add_argument(
-        "--sessions", type=_positive, default=1, metavar="N", help="scans per subject; default: 1"
+        "--n-patients", type=non_negative_int, default=10, metavar="N", help="default: 10"
+    )
+    group.add_argument(
+        "--n-controls", type=non_negative_int, default=10, metavar="N", help="default: 10"
+    )
+    group.add_argument(
+        "--sessions",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="scans per subject; default: 1",
     )
     group.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     images = parser.add_argument_group("images")
