@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cnn_fixtures import seeded_network
 
 from msxai_bids import __version__
 from msxai_bids.cli.run import main, make_config
+from msxai_bids.model.modelfile import ModelCard, save_model
+from msxai_bids.model.network import SixtyFourNet
 
 
 def test_version_prints_and_exits_zero(capsys):
@@ -168,3 +171,13 @@ def test_config_round_trips_to_json(tiny_bids, tmp_path):
     saved = json.loads(config.save(tmp_path / "config.json").read_text())
     assert saved["seed"] == 7 and saved["bids_dir"] == str(tiny_bids)
     assert saved["msxai_version"] == __version__
+
+
+def test_participant_level_checks_the_atlas_before_preprocessing(tiny_bids, tmp_path, capsys):
+    model = save_model(tmp_path / "model", seeded_network(SixtyFourNet), ModelCard("MS", "HC"))
+    out = tmp_path / "out"
+    args = [str(tiny_bids), str(out), "participant", "--skip-bids-validation", "--model"]
+    code = main([*args, str(model), "--atlas", str(tmp_path / "atlas-none_dseg.nii.gz")])
+    assert code == 64
+    assert "unknown --atlas" in capsys.readouterr().err
+    assert not list(out.glob("sub-*"))  # nothing was preprocessed

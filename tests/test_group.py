@@ -203,3 +203,26 @@ def test_training_from_scratch_then_fine_tuning_writes_table_3(tmp_path):
     fine_tuned = read_card(derivatives.path(out, "model", model="cnn-pretrained"))
     assert fine_tuned.training["init_model"] == card.model_id
     assert fine_tuned.training["settings"]["lr"] == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--method", "lrp-epsilom"], "unknown --method lrp-epsilom"),
+        (["--atlas", "Neuromorphometric"], "unknown --atlas Neuromorphometric"),
+    ],
+)
+def test_explanation_options_are_checked_before_training(tmp_path, capsys, option, message):
+    bids_dir, out = write_group_cohort(tmp_path, 4)
+    assert main(group_args(bids_dir, out, *option)) == 64
+    assert message in capsys.readouterr().err
+    assert not derivatives.path(out, "splits").exists()  # nothing was trained
+
+
+def test_an_unreadable_init_model_is_refused_before_training(tmp_path, capsys):
+    bids_dir, out = write_group_cohort(tmp_path, 4)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a model")
+    assert main(group_args(bids_dir, out, "--init-model", str(broken))) == 66
+    assert "--init-model" in capsys.readouterr().err
+    assert not derivatives.path(out, "splits").exists()

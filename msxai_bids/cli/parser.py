@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="omp_nthreads",
         type=positive_int,
         default=None,
-        help="threads per process (default: min(nprocs, 8))",
+        help="OpenMP and torch threads per process; ITK steps always use one, for "
+        "reproducible registrations (default: min(nprocs, 8))",
     )
     perf.add_argument("--mem-gb", dest="mem_gb", type=float, help="memory limit for scheduling")
     perf.add_argument(

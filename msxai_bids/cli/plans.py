@@ -7,8 +7,9 @@ starts, so that a typo fails in seconds with a usage error and not after hours o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from msxai_bids.config import Config
 from msxai_bids.errors import NoInputError, UsageError
@@ -17,6 +18,15 @@ from msxai_bids.stages.preprocessing import PreprocessingPlan
 if TYPE_CHECKING:  # both import torch, which only the stages that use it load
     from msxai_bids.stages.explanation import ExplanationPlan
     from msxai_bids.stages.training import TrainingPlan
+
+
+Plan = TypeVar("Plan")
+
+
+def plan_from(config: Config, plan: type[Plan], **values: Any) -> Plan:
+    """A ``plan`` whose fields come from the config fields of the same name, or from ``values``."""
+    names = {f.name for f in fields(plan)} - set(values)
+    return plan(**{name: getattr(config, name) for name in names}, **values)
 
 
 def check_model(path: Path, option: str) -> str:
@@ -59,27 +69,18 @@ def check_atlases(atlases: Sequence[str]) -> tuple[str, ...]:
 
 def preprocessing_plan(config: Config) -> PreprocessingPlan:
     """The participant level's preprocessing."""
-    return PreprocessingPlan(
-        output_dir=config.output_dir,
-        work_dir=config.work_dir,
-        lesion_fill=config.lesion_fill,
-        seed=config.seed,
-        nprocs=config.nprocs,
-        omp_nthreads=config.omp_nthreads,
-        mem_gb=config.mem_gb,
-    )
+    return plan_from(config, PreprocessingPlan)
 
 
 def explanation_plan(config: Config) -> ExplanationPlan:
     """Prediction and explanation, with ``--model`` or with the model a group run trains."""
     from msxai_bids.stages.explanation import ExplanationPlan
 
-    return ExplanationPlan(
-        output_dir=config.output_dir,
+    return plan_from(
+        config,
+        ExplanationPlan,
         methods=check_methods(config.method),
         atlases=check_atlases(config.atlas),
-        device=config.device,
-        seed=config.seed,
         threads=config.nprocs,
     )
 
@@ -101,25 +102,11 @@ def training_plan(config: Config) -> TrainingPlan:
     description = cnn_description(
         pretrained=pretrained, lesion_filled=config.lesion_filled, contrast=config.contrast
     )
-    cnn = CnnPlan(
-        output_dir=config.output_dir,
-        description=description,
-        settings=settings,
-        trials=config.trials,
-        seed=config.seed,
-        init_model=config.init_model,
-    )
-    return TrainingPlan(
-        bids_dir=config.bids_dir,
-        cnn=cnn,
+    return plan_from(
+        config,
+        TrainingPlan,
+        cnn=plan_from(config, CnnPlan, description=description, settings=settings),
         labels=Labels(config.label_column, config.positive_label, config.negative_label),
-        contrast=config.contrast,
-        lesion_filled=config.lesion_filled,
         init_model_id=init_model_id,
-        holdout_fraction=config.holdout_fraction,
-        validation_fraction=config.validation_fraction,
-        new_split=config.new_split,
-        skip_baselines=config.skip_baselines,
-        device=config.device,
         threads=config.omp_nthreads,
     )
