@@ -13,8 +13,9 @@ import pytest
 from group_cohort import write_group_cohort
 
 from msxai_bids import bids, derivatives
+from msxai_bids.cli.levels import selected_images
 from msxai_bids.cli.plans import training_plan
-from msxai_bids.cli.run import main, make_config, selected_images
+from msxai_bids.cli.run import main, make_config
 from msxai_bids.errors import UsageError
 from msxai_bids.group import tables
 from msxai_bids.model.datasets import load_volumes

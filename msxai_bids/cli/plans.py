@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from msxai_bids.config import Config
 from msxai_bids.errors import NoInputError, UsageError
-from msxai_bids.stages.preprocessing import PreprocessingPlan
 
-if TYPE_CHECKING:  # both import torch, which only the stages that use it load
+if TYPE_CHECKING:  # stages import Nipype or torch, which only a run that uses them loads
     from msxai_bids.stages.explanation import ExplanationPlan
+    from msxai_bids.stages.preprocessing import PreprocessingPlan
     from msxai_bids.stages.training import TrainingPlan
 
 
@@ -69,6 +69,8 @@ def check_atlases(atlases: Sequence[str]) -> tuple[str, ...]:
 
 def preprocessing_plan(config: Config) -> PreprocessingPlan:
     """The participant level's preprocessing."""
+    from msxai_bids.stages.preprocessing import PreprocessingPlan
+
     return plan_from(config, PreprocessingPlan)
 
 

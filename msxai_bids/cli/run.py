@@ -1,8 +1,7 @@
-"""Entry point of ``msxai``: parse, check the BIDS-App rules, run the stages, map exit codes.
+"""Entry point of ``msxai``: parse, check the BIDS-App rules, run a level, map exit codes.
 
-``run_participant`` and ``run_group`` are the orchestrators: with :mod:`msxai_bids.cli.plans`
-they are the only code that reads the :class:`~msxai_bids.config.Config`. Below them, each
-stage gets a frozen plan.
+The levels themselves are in :mod:`msxai_bids.cli.levels`, imported only once the options are
+valid, so that ``--help`` and usage errors answer at once.
 """
 
 from __future__ import annotations
@@ -12,10 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bids.layout import BIDSFile, BIDSLayout
-
-from msxai_bids import __version__, bids, derivatives
-from msxai_bids.cli import plans
+from msxai_bids import __version__
 from msxai_bids.cli.parser import ANALYSIS_LEVELS, build_parser
 from msxai_bids.config import Config
 from msxai_bids.errors import MsxaiError, NoInputError, UnknownLevelError, UsageError
@@ -54,9 +50,8 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     return Config.from_namespace(args)
 
 
-def setup_logging(config: Config) -> Path:
-    """Log to the console (INFO, DEBUG with -v) and to ``OUTPUT_DIR/logs/msxai-<run_id>.log``."""
-    log_file = derivatives.log_file(config.output_dir, "msxai", config.run_id, ".log")
+def setup_logging(config: Config, log_file: Path) -> Path:
+    """Log to the console (INFO, DEBUG with -v) and to ``log_file``."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s | %(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
@@ -74,64 +69,14 @@ def setup_logging(config: Config) -> Path:
     return log_file
 
 
-def prepare_layout(config: Config) -> BIDSLayout:
-    """Validate (unless skipped) and index the input dataset."""
-    if not config.skip_bids_validation:
-        bids.validate_dataset(config.bids_dir)
-    return bids.load_layout(config.bids_dir, config.output_dir)
-
-
-def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
-    """The raw images the labels and filters select."""
-    flairs = bids.collect_images(
-        layout, config.participant_label, config.session_label, config.bids_filters
-    )
-    LOGGER.info("%d %s image(s) selected", len(flairs), config.contrast)
-    return flairs
-
-
-def run_participant(config: Config) -> int:
-    """Participant level: preprocess every selected image, then, with ``--model``, explain it.
-
-    Returns 1 if any image failed in either stage, else 0.
-    """
-    from msxai_bids.stages import preprocessing
-
-    explaining = None
-    if config.model is not None:
-        plans.check_model(config.model, "--model")
-        explaining = plans.explanation_plan(config)
-    layout = prepare_layout(config)
-    flairs = selected_images(config, layout)
-    bids.write_dataset_description(config.output_dir, config.bids_dir)
-    status = preprocessing.run(layout, flairs, plans.preprocessing_plan(config))
-    if explaining is not None:
-        from msxai_bids.stages import explanation
-
-        status = max(status, explanation.run(flairs, config.model, explaining))
-    return status
-
-
-def run_group(config: Config) -> int:
-    """Group level with ``--train``: train and evaluate, then explain the held-out images."""
-    if not config.train:
-        raise MsxaiError("group summaries are not available in msxai yet; use --train")
-    from msxai_bids.stages import explanation, training  # torch loads only when training
-
-    plan = plans.training_plan(config)
-    explaining = plans.explanation_plan(config)
-    layout = prepare_layout(config)
-    outcome = training.run(selected_images(config, layout), plan)
-    if outcome is None:  # another torchrun process: rank 0 writes and explains
-        return 0
-    holdout = [layout.get_file(config.bids_dir / source) for source in outcome.holdout]
-    LOGGER.info("explaining %d held-out image(s) with %s", len(holdout), outcome.model)
-    return explanation.run(holdout, outcome.model, explaining)
-
-
 def run(config: Config) -> int:
     """Run the selected analysis level; return the process exit code."""
-    log_file = setup_logging(config)
+    from msxai_bids import derivatives
+    from msxai_bids.cli.levels import run_group, run_participant
+
+    log_file = setup_logging(
+        config, derivatives.log_file(config.output_dir, "msxai", config.run_id, ".log")
+    )
     LOGGER.info("msxai %s, run %s; log at %s", __version__, config.run_id, log_file)
     config.save(derivatives.log_file(config.output_dir, "config", config.run_id, ".json"))
     if config.analysis_level == "participant":
