@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import nibabel as nb
 import pandas as pd
 from bids.layout import BIDSFile, BIDSLayout, parse_file_entities
 
@@ -182,6 +183,13 @@ def required_metadata(path: Path) -> dict[str, Any]:
 def write_sidecar(path: Path, metadata: Mapping[str, Any]) -> Path:
     """Write the JSON sidecar of data file ``path``: ``metadata`` plus the required fields."""
     return write_json(sidecar_path(path), {**metadata, **required_metadata(path)})
+
+
+def write_nifti(path: Path, image: nb.Nifti1Image, metadata: Mapping[str, Any]) -> Path:
+    """Atomically write a NIfTI image and its sidecar (``metadata`` plus required fields)."""
+    atomic_write(path, lambda tmp: nb.save(image, tmp))
+    write_sidecar(path, metadata)
+    return path
 
 
 def raw_uri(source_file: str) -> str:

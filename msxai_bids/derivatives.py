@@ -2,9 +2,11 @@
 
 A :class:`Kind` holds the BIDS entities, suffix and extension of one kind of derivative. Values in
 braces are filled per file: ``{contrast}`` (the source image's suffix, ``FLAIR`` or ``T1w``),
-``{method}`` (an explanation method's ``desc-`` label), ``{atlas}``, ``{model}`` and
-``{trial}``. Participant files add the entities of their raw image (subject, session, run…);
-group files and models live in ``group/`` and ``models/`` at the dataset root.
+``{method}`` (an explanation method's ``desc-`` label), ``{atlas}``, ``{model}`` (a model's
+name, see :func:`model_label`), ``{trial}`` and ``{cohort}``. Participant files add the
+entities of their raw image (subject, session, run…); group files and models live in
+``group/`` and ``models/`` at the dataset root. ``model-`` is not a BIDS entity yet: the
+files that carry it (relevance maps, region tables, predictions) are hidden from validators.
 
 Writers, the group level's lookups and the checks of ``.bidsignore`` all take their names from
 :data:`KINDS`; no other module spells a derivative's name.
@@ -12,6 +14,8 @@ Writers, the group level's lookups and the checks of ``.bidsignore`` all take th
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +30,15 @@ from msxai_bids.grid import CNN_GRID
 PARTICIPANT_PATTERN = (
     "sub-{subject}[/ses-{session}]/{datatype<anat|figures>|anat}/sub-{subject}[_ses-{session}]"
     "[_acq-{acquisition}][_ce-{ceagent}][_rec-{reconstruction}][_run-{run}]"
-    "[_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_atlas-{atlas}]"
+    "[_from-{from}][_to-{to}][_mode-{mode}][_space-{space}][_res-{res}][_model-{model}]"
+    "[_atlas-{atlas}]"
     "[_label-{label}][_stat-{stat}][_desc-{desc}]_{suffix}{extension}"
 )
 GROUP_PATTERN = "group/[{model}_][trial-{trial}_]{suffix}{extension}"
+ANALYSIS_PATTERN = (
+    "group/[space-{space}_][res-{res}_][model-{model}_][atlas-{atlas}_][cohort-{cohort}_]"
+    "[desc-{desc}_]{suffix}{extension}"
+)
 MODEL_PATTERN = "models/{model}{extension}"
 LOGS_DIR = "logs"
 
@@ -38,7 +47,7 @@ SOURCE_ENTITIES = ("subject", "session", "acquisition", "ceagent", "reconstructi
 
 #: The template space and grid of every image the CNN sees.
 GRID = {"space": CNN_GRID.template, "res": CNN_GRID.label}
-RELEVANCE = {"stat": "relevance", "desc": "{method}", "suffix": "statmap"}
+RELEVANCE = {"model": "{model}", "stat": "relevance", "desc": "{method}", "suffix": "statmap"}
 
 NIFTI = ".nii.gz"
 
@@ -88,6 +97,23 @@ class Kind:
         carried = {key: value for key, value in source.items() if key in SOURCE_ENTITIES}
         return named(output_dir, {**carried, **self.filled(**values)}, self.pattern)
 
+    def glob(self, output_dir: Path, source: Mapping[str, Any] | None = None, **values) -> list:
+        """Existing files of this kind, any value standing for each placeholder not given."""
+        wildcards = {name: "*" for name in self.placeholders() if name not in values}
+        if source and "suffix" in source:
+            wildcards.pop("contrast", None)
+        pattern = self.path(output_dir, source, **wildcards, **values)
+        return sorted(pattern.parent.glob(pattern.name))
+
+    def placeholders(self) -> set[str]:
+        """Names of the values this kind's entities need, e.g. ``{"method", "model"}``."""
+        return {
+            name
+            for value in self.entities.values()
+            for _, name, _, _ in string.Formatter().parse(value)
+            if name
+        }
+
     def find(self, output_dir: Path, source: Mapping[str, Any], **values) -> Path | None:
         """The existing file of this kind, or None; NIfTI images may also be uncompressed."""
         path = self.path(output_dir, source, **values)
@@ -128,7 +154,7 @@ KINDS = _kinds(
                        "suffix": "{contrast}"}, ".png", in_bids=False,
          description="template outlines over the registered image"),
     # participant level: prediction and explanation
-    Kind("predictions", {"suffix": "predictions"}, ".tsv", in_bids=False,
+    Kind("predictions", {"model": "{model}", "suffix": "predictions"}, ".tsv", in_bids=False,
          description="logit, probability and label of the model"),
     Kind("heatmap", {**GRID, **RELEVANCE}, NIFTI, in_bids=False, sidecar=True,
          description="relevance map on the CNN grid"),
@@ -154,6 +180,25 @@ KINDS = _kinds(
          sidecar=True, description="the paper's Table 3: mean and SD over trials"),
     Kind("model", {"model": "{model}"}, ".safetensors", MODEL_PATTERN, in_bids=False,
          sidecar=True, description="CNN weights; the JSON sidecar is the model card"),
+    # group level: analyses of the heatmaps
+    Kind("participants_table", {"suffix": "participants"}, ".tsv", ANALYSIS_PATTERN,
+         in_bids=False, sidecar=True, description="every explained participant, one row each"),
+    Kind("mean_heatmap", {**GRID, "model": "{model}", "cohort": "{cohort}",
+                          "desc": "{method}", "suffix": "meanrelevance"}, NIFTI,
+         ANALYSIS_PATTERN, in_bids=False, sidecar=True,
+         description="mean heatmap of a cohort, on the CNN grid"),
+    Kind("region_summary", {"model": "{model}", "atlas": "{atlas}", "desc": "{method}",
+                            "suffix": "regions"}, ".tsv", ANALYSIS_PATTERN, in_bids=False,
+         description="relevance per region by class"),
+    Kind("top_regions", {"model": "{model}", "atlas": "{atlas}", "desc": "{method}",
+                         "suffix": "topregions"}, ".tsv", ANALYSIS_PATTERN, in_bids=False,
+         description="the regions of largest relevance by class"),
+    Kind("lesion_analysis", {"model": "{model}", "desc": "{method}", "suffix": "lesions"},
+         ".tsv", ANALYSIS_PATTERN, in_bids=False,
+         description="lesion relevance by class, lesion load against relevance sum"),
+    Kind("model_comparison", {"cohort": "{cohort}", "desc": "{method}", "suffix": "models"},
+         ".png", ANALYSIS_PATTERN, in_bids=False,
+         description="mean heatmaps of several models on one colour scale"),
 )  # fmt: skip
 
 
@@ -170,6 +215,14 @@ def find(output_dir: Path, name: str, source: Mapping[str, Any], **values) -> Pa
 def method_label(method: str) -> str:
     """The ``desc-`` value of an explanation method: ``lrp-epsilon`` → ``lrpepsilon``."""
     return method.replace("-", "")
+
+
+def model_label(model: Path) -> str:
+    """The ``model-`` value naming what a model file explains: its name, letters and digits.
+
+    ``OUT/models/cnn-scratch.safetensors`` (or ``…/cnn-scratch``) → ``cnnscratch``.
+    """
+    return re.sub(r"[^A-Za-z0-9]", "", Path(model).name.split(".")[0])
 
 
 def log_file(output_dir: Path, stem: str, run_id: str, extension: str) -> Path:

@@ -13,7 +13,13 @@ from bids.layout import parse_file_entities
 from msxai_bids import derivatives
 
 SOURCE = {"subject": "01", "session": "a", "run": 2, "suffix": "FLAIR", "datatype": "anat"}
-VALUES = {"method": "lrpepsilon", "atlas": "JHU", "model": "cnn-scratch", "trial": "01"}
+VALUES = {
+    "method": "lrpepsilon",
+    "atlas": "JHU",
+    "model": "cnnscratch",
+    "trial": "01",
+    "cohort": "patients",
+}
 
 
 def all_paths(source=SOURCE) -> dict[str, Path]:

@@ -19,6 +19,7 @@ from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.stages.explanation import explain_scans, find_scan
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
+MODEL = "model-model"  # the model file is tmp_path/model
 
 
 def _write_on_grid(out: Path, flair, kind: str, data: np.ndarray) -> Path:
@@ -71,12 +72,12 @@ def test_explain_scans_writes_named_outputs(preprocessed):
     )
     assert failed == []
     anat = out / "sub-01" / "anat"
-    prediction = pd.read_csv(anat / "sub-01_predictions.tsv", sep="\t").iloc[0]
+    prediction = pd.read_csv(anat / f"sub-01_{MODEL}_predictions.tsv", sep="\t").iloc[0]
     assert prediction["probability"] == pytest.approx(1 / (1 + np.exp(-prediction["logit"])))
     assert prediction["predicted_label"] == ("MS" if prediction["probability"] >= 0.5 else "HC")
     for desc in ("lrpepsilon", "gradientinput"):
-        grid_map = anat / f"sub-01_{SPACE}_stat-relevance_desc-{desc}_statmap.nii.gz"
-        native_map = anat / f"sub-01_stat-relevance_desc-{desc}_statmap.nii.gz"
+        grid_map = anat / f"sub-01_{SPACE}_{MODEL}_stat-relevance_desc-{desc}_statmap.nii.gz"
+        native_map = anat / f"sub-01_{MODEL}_stat-relevance_desc-{desc}_statmap.nii.gz"
         assert nb.load(grid_map).shape == CNN_GRID.shape
         assert nb.load(native_map).shape == nb.load(flair.path).shape
         meta = json.loads(grid_map.with_name(grid_map.name.replace(".nii.gz", ".json")).read_text())
@@ -89,17 +90,19 @@ def test_explain_scans_writes_named_outputs(preprocessed):
         assert 0 <= meta["LesionRelevanceShare"] <= 1
         relevance = nb.load(grid_map).get_fdata()
         table = pd.read_csv(
-            anat / f"sub-01_{SPACE}_atlas-halves_stat-relevance_desc-{desc}_statmap.tsv", sep="\t"
+            anat / f"sub-01_{SPACE}_{MODEL}_atlas-halves_stat-relevance_desc-{desc}_statmap.tsv",
+            sep="\t",
         )
         assert list(table["name"]) == ["outside atlas", "Right half", "Left half"]
         assert table["relevance_sum"].sum() == pytest.approx(relevance.sum(), rel=1e-4)
         both = pd.read_csv(
-            anat / f"sub-01_{SPACE}_atlas-halves_stat-relevance_desc-{desc}bilateral_statmap.tsv",
+            anat / f"sub-01_{SPACE}_{MODEL}_atlas-halves_stat-relevance_desc-{desc}bilateral"
+            "_statmap.tsv",
             sep="\t",
         )
         assert "half" in set(both["name"])
     epsilon_meta = json.loads(
-        (anat / f"sub-01_{SPACE}_stat-relevance_desc-lrpepsilon_statmap.json").read_text()
+        (anat / f"sub-01_{SPACE}_{MODEL}_stat-relevance_desc-lrpepsilon_statmap.json").read_text()
     )
     assert epsilon_meta["Epsilon"] == 1e-3 and epsilon_meta["Method"] == "lrp-epsilon"
 

@@ -184,7 +184,7 @@ def test_training_from_scratch_then_fine_tuning_writes_table_3(tmp_path):
     np.testing.assert_allclose(logits.numpy(), best["score"], rtol=1e-4, atol=1e-5)
     for source in holdout:  # the holdout is explained with the saved model
         stem = Path(source).name.replace("_FLAIR.nii.gz", "")
-        explained = out / Path(source).parent / f"{stem}_predictions.tsv"
+        explained = out / Path(source).parent / f"{stem}_model-cnnscratch_predictions.tsv"
         assert bids.read_tsv(explained)["model_sha256"].item() == card.weights_sha256
 
     tuned = [

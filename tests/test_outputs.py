@@ -89,7 +89,7 @@ def _write_explanation(bids_dir: Path, out: Path) -> None:
     )
     card = ModelCard(positive_label="MS", negative_label="HC", weights_sha256="0" * 64)
     relevance = {"lrp-epsilon": np.zeros(CNN_GRID.shape, np.float32)}
-    write_scan(out, scan, card, relevance, logit=0.5, atlases=[])
+    write_scan(out, scan, card, relevance, logit=0.5, atlases=[], model="cnnscratch")
     for folder in ("group", "models", "logs"):
         (out / folder).mkdir()
         (out / folder / "x.tsv").write_text("a\n1\n")

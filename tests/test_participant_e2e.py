@@ -14,6 +14,7 @@ from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.synth import make_cohort
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
+MODEL = "model-model"  # the model file is tmp_path/model
 
 
 @pytest.mark.slow
@@ -52,11 +53,14 @@ def test_participant_level_isolates_a_broken_flair(tmp_path, caplog):
         anat = out / f"sub-{label}" / "anat"
         assert (anat / f"sub-{label}_{SPACE}_desc-preproc_FLAIR.nii.gz").is_file()
         assert (
-            anat / f"sub-{label}_{SPACE}_stat-relevance_desc-lrpepsilon_statmap.nii.gz"
+            anat / f"sub-{label}_{SPACE}_{MODEL}_stat-relevance_desc-lrpepsilon_statmap.nii.gz"
         ).is_file()
-        assert (anat / f"sub-{label}_stat-relevance_desc-lrpepsilon_statmap.nii.gz").is_file()
+        assert (
+            anat / f"sub-{label}_{MODEL}_stat-relevance_desc-lrpepsilon_statmap.nii.gz"
+        ).is_file()
         table = (
-            anat / f"sub-{label}_{SPACE}_atlas-JuelichWM_stat-relevance_desc-lrpepsilon_statmap.tsv"
+            anat / f"sub-{label}_{SPACE}_{MODEL}_atlas-JuelichWM_stat-relevance_desc-lrpepsilon"
+            "_statmap.tsv"
         )
         assert len(pd.read_csv(table, sep="\t")) == 19  # 18 tracts and "outside atlas"
         meta = json.loads((anat / f"sub-{label}_{SPACE}_desc-preproc_FLAIR.json").read_text())

@@ -34,7 +34,8 @@ def expected_outputs() -> set[str]:
     """Every file the participant level writes outside ``logs/`` (README, "Outputs")."""
     names = {"dataset_description.json", ".bidsignore"}
     for folder, prefix in PARTICIPANTS.values():
-        anat, stat = f"{folder}/anat/{prefix}", "stat-relevance_desc-lrpepsilon"
+        anat, stat = f"{folder}/anat/{prefix}", "model-model_stat-relevance_desc-lrpepsilon"
+        regions = "stat-relevance_desc-lrpepsilon"  # the model file is root/model
         names |= {
             f"{anat}_{SPACE}_desc-preproc_FLAIR.nii.gz",
             f"{anat}_{SPACE}_desc-preproc_FLAIR.json",
@@ -47,9 +48,9 @@ def expected_outputs() -> set[str]:
             f"{anat}_{SPACE}_{stat}_statmap.json",
             f"{anat}_{stat}_statmap.nii.gz",
             f"{anat}_{stat}_statmap.json",
-            f"{anat}_{SPACE}_atlas-JuelichWM_{stat}_statmap.tsv",
-            f"{anat}_{SPACE}_atlas-JuelichWM_{stat}bilateral_statmap.tsv",
-            f"{anat}_predictions.tsv",
+            f"{anat}_{SPACE}_model-model_atlas-JuelichWM_{regions}_statmap.tsv",
+            f"{anat}_{SPACE}_model-model_atlas-JuelichWM_{regions}bilateral_statmap.tsv",
+            f"{anat}_model-model_predictions.tsv",
         }
     return names
 

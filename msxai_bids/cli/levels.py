@@ -7,13 +7,17 @@ With :mod:`msxai_bids.cli.plans` they are the only code that reads the
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from bids.layout import BIDSFile, BIDSLayout
 
 from msxai_bids import bids
 from msxai_bids.cli import plans
 from msxai_bids.config import Config
-from msxai_bids.errors import MsxaiError
+
+if TYPE_CHECKING:
+    from msxai_bids.stages.explanation import ExplanationPlan
+    from msxai_bids.stages.training import TrainingPlan
 
 LOGGER = logging.getLogger("msxai")
 
@@ -57,17 +61,39 @@ def run_participant(config: Config) -> int:
 
 
 def run_group(config: Config) -> int:
-    """Group level with ``--train``: train and evaluate, then explain the held-out images."""
-    if not config.train:
-        raise MsxaiError("group summaries are not available in msxai yet; use --train")
+    """Group level: with ``--train``, train, evaluate and explain the holdout; then analyse.
+
+    The analyses read the heatmaps in OUT, of every model and method present. Under
+    ``torchrun`` only rank 0 goes on after training.
+    """
+    from msxai_bids.stages import analysis
+
+    training = (
+        (plans.training_plan(config), plans.explanation_plan(config)) if config.train else None
+    )
+    analysing = plans.analysis_plan(config)
+    layout = prepare_layout(config)
+    flairs = selected_images(config, layout)
+    status = 0
+    if training is not None:
+        status = train(layout, flairs, *training)
+        if status is None:
+            return 0
+    return max(status, analysis.run(flairs, analysing))
+
+
+def train(
+    layout: BIDSLayout, flairs: list[BIDSFile], plan: TrainingPlan, explaining: ExplanationPlan
+) -> int | None:
+    """Train and evaluate the models, then explain the held-out images with the best one.
+
+    Returns the explanation's status, or None in the ``torchrun`` processes other than rank 0.
+    """
     from msxai_bids.stages import explanation, training  # torch loads only when training
 
-    plan = plans.training_plan(config)
-    explaining = plans.explanation_plan(config)
-    layout = prepare_layout(config)
-    outcome = training.run(selected_images(config, layout), plan)
-    if outcome is None:  # another torchrun process: rank 0 writes and explains
-        return 0
-    holdout = [layout.get_file(config.bids_dir / source) for source in outcome.holdout]
+    outcome = training.run(flairs, plan)
+    if outcome is None:
+        return None
+    holdout = [layout.get_file(layout.root / source) for source in outcome.holdout]
     LOGGER.info("explaining %d held-out image(s) with %s", len(holdout), outcome.model)
     return explanation.run(holdout, outcome.model, explaining)

@@ -15,6 +15,8 @@ from msxai_bids.config import Config
 from msxai_bids.errors import NoInputError, UsageError
 
 if TYPE_CHECKING:  # stages import Nipype or torch, which only a run that uses them loads
+    from msxai_bids.group.cohort import Labels
+    from msxai_bids.stages.analysis import AnalysisPlan
     from msxai_bids.stages.explanation import ExplanationPlan
     from msxai_bids.stages.preprocessing import PreprocessingPlan
     from msxai_bids.stages.training import TrainingPlan
@@ -24,8 +26,11 @@ Plan = TypeVar("Plan")
 
 
 def plan_from(config: Config, plan: type[Plan], **values: Any) -> Plan:
-    """A ``plan`` whose fields come from the config fields of the same name, or from ``values``."""
-    names = {f.name for f in fields(plan)} - set(values)
+    """A ``plan`` whose fields come from ``values``, else from the config field of the same name.
+
+    Fields the config does not have keep the plan's default.
+    """
+    names = {f.name for f in fields(plan) if hasattr(config, f.name)} - set(values)
     return plan(**{name: getattr(config, name) for name in names}, **values)
 
 
@@ -67,6 +72,13 @@ def check_atlases(atlases: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def labels(config: Config) -> Labels:
+    """The label column and its two values."""
+    from msxai_bids.group.cohort import Labels
+
+    return Labels(config.label_column, config.positive_label, config.negative_label)
+
+
 def preprocessing_plan(config: Config) -> PreprocessingPlan:
     """The participant level's preprocessing."""
     from msxai_bids.stages.preprocessing import PreprocessingPlan
@@ -87,10 +99,19 @@ def explanation_plan(config: Config) -> ExplanationPlan:
     )
 
 
+def analysis_plan(config: Config) -> AnalysisPlan:
+    """The group level's analyses of the heatmaps in OUT."""
+    from msxai_bids.stages.analysis import AnalysisPlan
+
+    return plan_from(
+        config, AnalysisPlan, labels=labels(config), atlases=check_atlases(config.atlas)
+    )
+
+
 def training_plan(config: Config) -> TrainingPlan:
     """``group --train``: the CNN trials, the data, labels and split; reads ``--init-model``."""
     from msxai_bids.group.trials import CnnPlan, cnn_description, training_settings
-    from msxai_bids.stages.training import Labels, TrainingPlan
+    from msxai_bids.stages.training import TrainingPlan
 
     pretrained = config.init_model is not None
     init_model_id = check_model(config.init_model, "--init-model") if pretrained else None
@@ -108,7 +129,7 @@ def training_plan(config: Config) -> TrainingPlan:
         config,
         TrainingPlan,
         cnn=plan_from(config, CnnPlan, description=description, settings=settings),
-        labels=Labels(config.label_column, config.positive_label, config.negative_label),
+        labels=labels(config),
         init_model_id=init_model_id,
         threads=config.omp_nthreads,
     )

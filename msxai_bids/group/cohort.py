@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,15 @@ from msxai_bids import derivatives
 from msxai_bids.errors import NoInputError, UsageError
 
 LOGGER = logging.getLogger("msxai.group")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The label column of ``participants.tsv`` and its positive and negative values."""
+
+    column: str = "diagnosis"
+    positive: str = "MS"
+    negative: str = "HC"
 
 
 def read_labels(bids_dir: Path, column: str, positive: str, negative: str) -> pd.Series:

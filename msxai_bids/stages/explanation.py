@@ -27,7 +27,6 @@ from msxai_bids.explain.attribution import explain
 from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
 from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
-from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
 from msxai_bids.model.modelfile import ModelCard, load_model
@@ -117,13 +116,6 @@ def lesion_summary(relevance: np.ndarray, scan: Scan) -> dict:
     }
 
 
-def save_nifti(path: Path, image: nb.Nifti1Image, metadata: dict) -> Path:
-    """Write a NIfTI image and its JSON sidecar (with the fields BIDS requires) atomically."""
-    atomic_write(path, lambda tmp: nb.save(image, tmp))
-    bids.write_sidecar(path, metadata)
-    return path
-
-
 def write_scan(
     output_dir: Path,
     scan: Scan,
@@ -131,28 +123,40 @@ def write_scan(
     relevance: dict[str, np.ndarray],
     logit: float,
     atlases: Sequence[Atlas],
+    *,
+    model: str,
 ) -> dict:
-    """Write one participant's predictions, heatmaps (grid and native) and region tables."""
+    """Write one participant's predictions, heatmaps (grid and native) and region tables.
+
+    ``model`` is the ``model-`` label of the outputs (:func:`derivatives.model_label`), so that
+    the explanations of several models lie side by side.
+    """
     source = scan.flair.entities
     row = prediction_row(scan, card, logit)
-    bids.write_tsv(derivatives.path(output_dir, "predictions", source), pd.DataFrame([row]))
+    predictions = derivatives.path(output_dir, "predictions", source, model=model)
+    bids.write_tsv(predictions, pd.DataFrame([row]))
     native_ref = nb.load(scan.flair.path)
     for method, heatmap in relevance.items():
-        label = derivatives.method_label(method)
-        meta = heatmap_metadata(output_dir, scan, card, method, row, lesion_summary(heatmap, scan))
+        names = {"model": model, "method": derivatives.method_label(method)}
+        meta = {
+            "ModelName": model,
+            **heatmap_metadata(output_dir, scan, card, method, row, lesion_summary(heatmap, scan)),
+        }
         on_grid = nb.Nifti1Image(heatmap.astype(np.float32), CNN_GRID.affine)
         on_grid.header.set_xyzt_units("mm")
-        save_nifti(derivatives.path(output_dir, "heatmap", source, method=label), on_grid, meta)
-        save_nifti(
-            derivatives.path(output_dir, "heatmap_native", source, method=label),
+        bids.write_nifti(derivatives.path(output_dir, "heatmap", source, **names), on_grid, meta)
+        bids.write_nifti(
+            derivatives.path(output_dir, "heatmap_native", source, **names),
             to_native(on_grid, native_ref, scan.xfm),
             {**meta, "Interpolation": "trilinear from the grid map (display only)"},
         )
         for atlas in atlases:
             table = region_table(heatmap, atlas.data, atlas.labels)
-            names = {"method": label, "atlas": atlas.name}
-            bids.write_tsv(derivatives.path(output_dir, "regions", source, **names), table)
-            bilateral = derivatives.path(output_dir, "regions_bilateral", source, **names)
+            tsv = derivatives.path(output_dir, "regions", source, atlas=atlas.name, **names)
+            bids.write_tsv(tsv, table)
+            bilateral = derivatives.path(
+                output_dir, "regions_bilateral", source, atlas=atlas.name, **names
+            )
             bids.write_tsv(bilateral, bilateral_table(table))
     return row
 
@@ -190,7 +194,7 @@ def explain_scans(
         ", ".join(methods),
         ", ".join(a.name for a in loaded),
     )
-    failed, batch = [], BATCH_SIZE[device.type]
+    failed, batch, label = [], BATCH_SIZE[device.type], derivatives.model_label(model_path)
     for start in range(0, len(scans), batch):
         chunk = scans[start : start + batch]
         volumes = np.stack([np.asanyarray(nb.load(s.image).dataobj, np.float32) for s in chunk])
@@ -198,7 +202,8 @@ def explain_scans(
         for i, scan in enumerate(chunk):
             maps = {method: result.relevance[method][i] for method in methods}
             try:
-                row = write_scan(output_dir, scan, card, maps, float(result.logits[i]), loaded)
+                logit = float(result.logits[i])
+                row = write_scan(output_dir, scan, card, maps, logit, loaded, model=label)
             except (OSError, ValueError, RuntimeError) as err:
                 LOGGER.error("explanation failed for %s: %s", scan.flair.path, err)
                 failed.append(scan.flair.relpath)

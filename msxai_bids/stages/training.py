@@ -28,7 +28,7 @@ from bids.layout import BIDSFile
 from msxai_bids import bids, derivatives
 from msxai_bids.errors import NoInputError, UsageError
 from msxai_bids.group import tables
-from msxai_bids.group.cohort import image_table, label_description, read_labels
+from msxai_bids.group.cohort import Labels, image_table, label_description, read_labels
 from msxai_bids.group.trials import CnnPlan, cnn_results, run_trial, save_best_model, split_volumes
 from msxai_bids.model import baselines, distributed
 from msxai_bids.model.datasets import load_volumes
@@ -36,15 +36,6 @@ from msxai_bids.model.modelfile import ModelCard
 from msxai_bids.model.splits import SPLITS, check_disjoint, make_splits
 
 LOGGER = logging.getLogger("msxai.group")
-
-
-@dataclass(frozen=True)
-class Labels:
-    """The label column of ``participants.tsv`` and its positive and negative values."""
-
-    column: str = "diagnosis"
-    positive: str = "MS"
-    negative: str = "HC"
 
 
 @dataclass(frozen=True)
