@@ -28,6 +28,10 @@ msxai "$BIDS" "$OUT" participant --model "$OUT/models/cnn-scratch" \
     --method lrp-epsilon gradient-input --participant-label 01 02 \
     -w "$DEMO/work" --nprocs "$NPROCS" --omp-nthreads 1 --skip-bids-validation
 
+step "Group level: analyses of every model's heatmaps (mean maps, regions, lesions)"
+msxai "$BIDS" "$OUT" group -w "$DEMO/work" --skip-bids-validation
+column -t -s $'\t' "$OUT/group/model-cnnscratch_desc-lrpepsilon_lesions.tsv"
+
 step "Results (paper's Table 3 layout)"
 column -t -s $'\t' "$OUT/group/performance.tsv"
 

@@ -80,7 +80,10 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``group --train``: labels, split, training and baselines."""
     group = parser.add_argument_group("group level: training and evaluation")
     group.add_argument(
-        "--train", action="store_true", help="train and evaluate the CNN and SVM baselines"
+        "--train",
+        action="store_true",
+        help="train and evaluate the CNN and SVM baselines and explain the holdout, before the "
+        "analyses of the heatmaps that every group run makes",
     )
     group.add_argument(
         "--init-model",
@@ -155,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
     parser.add_argument("output_dir", type=Path, help="where BIDS-Derivatives are written")
     parser.add_argument(
-        "analysis_level", metavar="{participant,group}", help="processing stage to run"
+        "analysis_level",
+        metavar="{participant,group}",
+        help="participant: preprocess (and with --model explain); group: analyse the heatmaps "
+        "in OUTPUT_DIR (and with --train first train)",
     )
     parser.add_argument("--version", action="version", version=f"msxai {__version__}")
 
