@@ -5,8 +5,9 @@ braces are filled per file: ``{contrast}`` (the source image's suffix, ``FLAIR``
 ``{method}`` (an explanation method's ``desc-`` label), ``{atlas}``, ``{model}`` (a model's
 name, see :func:`model_label`), ``{trial}`` and ``{cohort}``. Participant files add the
 entities of their raw image (subject, session, run…); group files and models live in
-``group/`` and ``models/`` at the dataset root. ``model-`` is not a BIDS entity yet: the
-files that carry it (relevance maps, region tables, predictions) are hidden from validators.
+``group/`` and ``models/`` at the dataset root, and the CNN's field of view on its grid lies
+beside the models. ``model-`` is not a BIDS entity yet: the files that carry it (relevance
+maps, region tables, predictions) are hidden from validators.
 
 Writers, the group level's lookups and the checks of ``.bidsignore`` all take their names from
 :data:`KINDS`; no other module spells a derivative's name.
@@ -40,6 +41,8 @@ ANALYSIS_PATTERN = (
     "[desc-{desc}_]{suffix}{extension}"
 )
 MODEL_PATTERN = "models/{model}{extension}"
+#: Files that describe the models' input grid rather than one model, beside the models.
+MODEL_GRID_PATTERN = "models/[space-{space}_][res-{res}_][desc-{desc}_]{suffix}{extension}"
 LOGS_DIR = "logs"
 
 #: Entities of a raw image that carry over to the derivatives made from it.
@@ -165,6 +168,9 @@ KINDS = _kinds(
     Kind("regions_bilateral", {**GRID, "atlas": "{atlas}", **RELEVANCE,
                                "desc": "{method}bilateral"}, ".tsv", in_bids=False,
          description="relevance per atlas region, left and right summed"),
+    Kind("fov_mask", {**GRID, "desc": "fieldofview", "suffix": "mask"}, NIFTI,
+         MODEL_GRID_PATTERN, in_bids=False, sidecar=True,
+         description="the grid voxels the CNN's output depends on (its field of view)"),
     # group level
     Kind("splits", {"suffix": "splits"}, ".tsv", GROUP_PATTERN, in_bids=False, sidecar=True,
          description="the split of images into train, validation and holdout"),

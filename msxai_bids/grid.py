@@ -1,9 +1,19 @@
 """The CNN's input grid: 96×114×96 voxels of 2 mm in MNI152NLin2009cAsym space.
 
-TemplateFlow's ``res-02`` grid of MNI152NLin2009cAsym is 97×115×97 voxels of 2 mm with its
-first voxel centre at (−96.5, −132.5, −78.5) mm. The network of Eitel et al. (2019) takes
-96×114×96 voxels, so this grid is ``res-02`` with the last voxel of each axis dropped. It is
-defined once, here, and every other module asks it for shape, affine and description.
+The network of Eitel et al. (2019) takes 96×114×96 voxels but, with valid convolutions and
+pooling that rounds down, its logit depends only on a block of leading voxels, 71×98×71 of
+them (:mod:`msxai_bids.explain.fieldofview` derives the block from the layers; a test checks
+it against the network's gradients). Voxels beyond it never receive relevance, so the grid is
+placed for that block to cover the template brain: its first voxel centre is
+(−70.5, −114.5, −58.5) mm. The block then spans 142×196×142 mm, centred on the brain from left
+to right and front to back; the brain is 155 mm tall, so the block leaves out its bottom 13 mm
+(lower cerebellum and medulla) and keeps the vertex: 0.6 % of the template's brain-mask voxels
+are unseen, against 15.8 % (right lateral cortex, vertex) with the grid's first origin.
+``benchmarks/bench_field_of_view.py`` searches the origins and prints these figures. The voxel
+centres are those of TemplateFlow's ``res-02`` grid of the template (first voxel centre
+(−96.5, −132.5, −78.5) mm), shifted by whole voxels, halfway between ``res-01`` voxel centres.
+The grid is defined once, here, and every other module asks it for shape, affine and
+description.
 """
 
 from __future__ import annotations
@@ -49,10 +59,10 @@ class Grid:
         """Human-readable text for the ``Resolution`` field of derivative sidecars."""
         nx, ny, nz = self.shape
         return (
-            f"{nx}x{ny}x{nz} voxels of {self.voxel_mm:g} mm in {self.template}: "
-            f"TemplateFlow res-02 "
-            f"(97x115x97) without its last voxel along each axis; first voxel centre at "
-            f"{tuple(float(v) for v in self.origin_mm)} mm (RAS)."
+            f"{nx}x{ny}x{nz} voxels of {self.voxel_mm:g} mm in {self.template}, first voxel "
+            f"centre at {tuple(float(v) for v in self.origin_mm)} mm (RAS); placed so that "
+            f"the CNN's field of view, the block of voxels from the first one that its output "
+            f"depends on, covers the template brain."
         )
 
     def as_dict(self) -> dict:
@@ -70,6 +80,6 @@ CNN_GRID = Grid(
     template="MNI152NLin2009cAsym",
     shape=(96, 114, 96),
     voxel_mm=2.0,
-    origin_mm=(-96.5, -132.5, -78.5),
+    origin_mm=(-70.5, -114.5, -58.5),
     label="cnn2mm",
 )

@@ -16,7 +16,7 @@ from msxai_bids import bids, derivatives
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.modelfile import ModelCard, save_model
 from msxai_bids.model.network import SixtyFourNet
-from msxai_bids.stages.explanation import explain_scans, find_scan
+from msxai_bids.stages.explanation import explain_scans, find_scan, write_field_of_view
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 MODEL = "model-model"  # the model file is tmp_path/model
@@ -72,6 +72,12 @@ def test_explain_scans_writes_named_outputs(preprocessed):
     )
     assert failed == []
     anat = out / "sub-01" / "anat"
+    fov = out / "models" / f"{SPACE}_desc-fieldofview_mask.nii.gz"
+    assert nb.load(fov).get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(nb.load(fov).affine, CNN_GRID.affine)
+    seen = np.asanyarray(nb.load(fov).dataobj) == 1
+    fov_meta = json.loads(fov.with_name(f"{SPACE}_desc-fieldofview_mask.json").read_text())
+    assert fov_meta["Resolution"] == CNN_GRID.description and seen.sum() < seen.size
     prediction = pd.read_csv(anat / f"sub-01_{MODEL}_predictions.tsv", sep="\t").iloc[0]
     assert prediction["probability"] == pytest.approx(1 / (1 + np.exp(-prediction["logit"])))
     assert prediction["predicted_label"] == ("MS" if prediction["probability"] >= 0.5 else "HC")
@@ -89,11 +95,13 @@ def test_explain_scans_writes_named_outputs(preprocessed):
         assert meta["Resolution"] == CNN_GRID.description
         assert 0 <= meta["LesionRelevanceShare"] <= 1
         relevance = nb.load(grid_map).get_fdata()
+        assert relevance[seen].any() and not relevance[~seen].any()
         table = pd.read_csv(
             anat / f"sub-01_{SPACE}_{MODEL}_atlas-halves_stat-relevance_desc-{desc}_statmap.tsv",
             sep="\t",
         )
         assert list(table["name"]) == ["outside atlas", "Right half", "Left half"]
+        np.testing.assert_allclose(table["seen_share"][1:], [seen[:48].mean(), seen[48:].mean()])
         assert table["relevance_sum"].sum() == pytest.approx(relevance.sum(), rel=1e-4)
         both = pd.read_csv(
             anat / f"sub-01_{SPACE}_{MODEL}_atlas-halves_stat-relevance_desc-{desc}bilateral"
@@ -105,6 +113,13 @@ def test_explain_scans_writes_named_outputs(preprocessed):
         (anat / f"sub-01_{SPACE}_{MODEL}_stat-relevance_desc-lrpepsilon_statmap.json").read_text()
     )
     assert epsilon_meta["Epsilon"] == 1e-3 and epsilon_meta["Method"] == "lrp-epsilon"
+
+
+def test_field_of_view_is_written_once(tmp_path):
+    path = write_field_of_view(tmp_path)
+    assert path.name == f"{SPACE}_desc-fieldofview_mask.nii.gz"
+    stamp = path.stat().st_mtime_ns
+    assert write_field_of_view(tmp_path) == path and path.stat().st_mtime_ns == stamp
 
 
 def test_find_scan_is_none_without_preprocessing(tiny_bids, tmp_path):

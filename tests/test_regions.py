@@ -13,6 +13,7 @@ from msxai_bids.explain.atlases import (
     default_atlases,
     load_atlas,
 )
+from msxai_bids.explain.fieldofview import field_of_view_mask, network_windows, seen_block
 from msxai_bids.explain.regions import (
     OUTSIDE,
     TABLE_COLUMNS,
@@ -76,6 +77,28 @@ def test_bilateral_table_merges_sides_and_keeps_totals(labelled_heatmap):
     assert merged.loc["Caudate", "relevance_mean"] == pytest.approx(caudate.mean())
     for column in ["n_voxels", "relevance_sum", "positive_sum", "share_of_positive"]:
         assert merged[column].sum() == pytest.approx(table[column].sum())
+
+
+def test_seen_share_of_a_region_astride_the_field_of_view():
+    """A region half inside the seen block, its twin wholly inside; NaN without a mask."""
+    seen = field_of_view_mask()
+    nx, _, nz = seen_block(CNN_GRID.shape, network_windows())
+    labels = np.zeros(CNN_GRID.shape, dtype=np.int32)
+    labels[nx - 3 : nx + 3, 10:14, 10:14] = 1  # Left Caudate: 3 slices in, 3 out
+    labels[10:16, 10:14, nz - 4 : nz] = 2  # Right Caudate: all inside, up to the last slice
+    relevance = np.random.default_rng(1).normal(size=CNN_GRID.shape)
+    table = region_table(relevance, labels, NAMES, seen=seen).set_index("index")
+    assert table.loc[1, "seen_share"] == 0.5 and table.loc[2, "seen_share"] == 1.0
+    assert table.loc[0, "seen_share"] == pytest.approx((seen.sum() - 96 - 48) / (seen.size - 192))
+    assert np.isnan(table.loc[5, "seen_share"])  # no voxels
+    merged = bilateral_table(table.reset_index()).set_index("name")
+    assert merged.loc["Caudate", "seen_share"] == 0.75
+    assert np.isnan(merged.loc["Empty", "seen_share"])
+    unknown = region_table(relevance, labels, NAMES)
+    assert unknown["seen_share"].isna().all()
+    assert bilateral_table(unknown)["seen_share"].isna().all()
+    with pytest.raises(ValueError, match="field of view"):
+        region_table(relevance, labels, NAMES, seen=seen[:-1])
 
 
 @pytest.mark.parametrize(
@@ -153,7 +176,9 @@ def test_own_atlas_in_bids_layout(tmp_path):
     atlas = load_atlas(path)
     assert atlas.name == "Halves" == atlas_name(path)
     x_mm = CNN_GRID.origin_mm[0] + CNN_GRID.voxel_mm * np.arange(CNN_GRID.shape[0])
-    centre = CNN_GRID.shape[1] // 2, CNN_GRID.shape[2] // 2
+    # the line of voxels along x nearest to y = z = 0 mm, inside the atlas
+    inverse = np.linalg.inv(CNN_GRID.affine)
+    centre = tuple(np.rint(nb.affines.apply_affine(inverse, [0.0, 0.0, 0.0])[1:]).astype(int))
     # nearest voxel centre (at -40, -36, …, 36 mm); beyond the outer centres lies background
     expected = np.select([(x_mm >= -40) & (x_mm < -2), (x_mm >= -2) & (x_mm <= 36)], [1, 2], 0)
     assert np.array_equal(atlas.data[:, centre[0], centre[1]], expected)

@@ -47,16 +47,17 @@ def test_brain_mask_is_binary_and_covers_the_brain():
     assert np.all(mask[brain > 0] == 1)
 
 
-def test_cnn_grid_is_res02_without_its_last_voxel():
-    """CNN_GRID matches TemplateFlow's own description of res-02 and the real res-01 affine."""
+def test_cnn_grid_lies_on_the_res02_voxel_centres():
+    """CNN_GRID keeps TemplateFlow's res-02 voxels, shifted by whole voxels from its origin."""
     description = template_path().parent / "template_description.json"
-    res = json.loads(description.read_text())["res"]
-    assert tuple(res["02"]["origin"]) == CNN_GRID.origin_mm
-    assert tuple(n - 1 for n in res["02"]["shape"]) == CNN_GRID.shape
+    res02 = json.loads(description.read_text())["res"]["02"]
+    assert tuple(res02["zooms"]) == (CNN_GRID.voxel_mm,) * 3
+    shift = (np.array(CNN_GRID.origin_mm) - res02["origin"]) / CNN_GRID.voxel_mm
+    np.testing.assert_array_equal(shift, np.round(shift))
     res01 = nb.load(template_path()).affine
-    # res-02 voxel centres sit between res-01 voxel centres: half a res-01 voxel before voxel 0
+    # res-02 voxel centres sit between res-01 voxel centres: half a res-01 voxel off
     first_in_res01 = np.linalg.solve(res01, [*CNN_GRID.origin_mm, 1.0])[:3]
-    np.testing.assert_allclose(first_in_res01, -0.5)
+    np.testing.assert_allclose(first_in_res01 % 1.0, 0.5)
     assert CNN_GRID.template == TEMPLATE
 
 

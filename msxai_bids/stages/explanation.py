@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nb
@@ -24,6 +25,7 @@ from scipy.special import expit
 from msxai_bids import bids, derivatives
 from msxai_bids.explain.atlases import Atlas, load_atlas
 from msxai_bids.explain.attribution import explain
+from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
 from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
@@ -103,6 +105,30 @@ def heatmap_metadata(
     }
 
 
+@lru_cache(maxsize=1)
+def field_of_view() -> np.ndarray:
+    """The CNN's field of view on ``CNN_GRID``: read-only bool of shape ``CNN_GRID.shape``."""
+    mask = field_of_view_mask()
+    mask.flags.writeable = False
+    return mask
+
+
+def write_field_of_view(output_dir: Path) -> Path:
+    """Write the field of view into ``OUT/models/`` (uint8 on the grid) unless it is there."""
+    existing = derivatives.find(output_dir, "fov_mask", {})
+    if existing is not None:
+        return existing
+    image = nb.Nifti1Image(field_of_view().astype(np.uint8), CNN_GRID.affine)
+    image.header.set_xyzt_units("mm")
+    meta = {
+        "Type": "ROI",
+        "Description": "1 where the CNN's output depends on the input voxel, 0 where it never "
+        "does (valid convolutions and pooling that rounds down drop the last voxels of each "
+        "axis): relevance is zero there.",
+    }
+    return bids.write_nifti(derivatives.path(output_dir, "fov_mask"), image, meta)
+
+
 def lesion_summary(relevance: np.ndarray, scan: Scan) -> dict:
     """Paper Eq. 2: share of positive relevance in lesions, and the lesion coverage."""
     if scan.lesion_mask is None:
@@ -151,7 +177,7 @@ def write_scan(
             {**meta, "Interpolation": "trilinear from the grid map (display only)"},
         )
         for atlas in atlases:
-            table = region_table(heatmap, atlas.data, atlas.labels)
+            table = region_table(heatmap, atlas.data, atlas.labels, seen=field_of_view())
             tsv = derivatives.path(output_dir, "regions", source, atlas=atlas.name, **names)
             bids.write_tsv(tsv, table)
             bilateral = derivatives.path(
@@ -183,10 +209,13 @@ def explain_scans(
     atlases : sequence of str
         Built-in atlas names or ``atlas-<name>_dseg.nii.gz`` paths for the region tables.
     device : {"auto", "cpu", "cuda"}
+
+    The network's field of view is written into ``OUT/models/`` first, unless it is there.
     """
     device = select_device(device, SINGLE_PROCESS)
     model, card = load_model(model_path, device=device)
     loaded = [load_atlas(atlas) for atlas in atlases]
+    write_field_of_view(output_dir)
     LOGGER.info(
         "model %s on %s; methods %s; atlases %s",
         card.model_id,
