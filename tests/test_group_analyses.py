@@ -51,7 +51,9 @@ def test_cohort_means_average_the_right_participants():
 
 def test_region_summary_gives_class_means_and_ranks_by_size():
     def table(a: float, b: float) -> pd.DataFrame:
-        return pd.DataFrame({"name": ["small", "large"], "relevance_sum": [a, b]})
+        return pd.DataFrame(
+            {"name": ["small", "large"], "relevance_sum": [a, b], "seen_share": [1.0, 0.5]}
+        )
 
     tables = [table(1, 10), table(3, 14), table(0, -2), table(0, -4)]
     summary = summaries.region_summary(tables, np.array([1, 1, 0, 0])).set_index("name")
@@ -61,6 +63,7 @@ def test_region_summary_gives_class_means_and_ranks_by_size():
     )
     assert summary.loc["large", "difference"] == 15 and summary.loc["large", "abs_mean_sum"] == 15
     assert summary.loc["small", "patients_sd"] == pytest.approx(np.std([1, 3], ddof=1))
+    assert summary.loc["large", "seen_share"] == 0.5
     top = summaries.top_regions(summary.reset_index(), 1, leave_out=("large",))
     assert top["name"].tolist() == ["small"]
 
@@ -161,6 +164,7 @@ def test_region_summary_separates_the_classes(analysed):
         and summary.loc["box B", "patients_mean"] == 0
     )
     assert summary.loc["box A", "patients_mean"] >= 1000 and summary.loc["box A", "difference"] > 0
+    assert summary.loc["box A", "seen_share"] == 1 and summary.loc["box B", "seen_share"] == 0
     top = bids.read_tsv(
         derivatives.path(out, "top_regions", model="first", atlas="boxes", method="lrpepsilon")
     )

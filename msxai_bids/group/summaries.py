@@ -67,8 +67,9 @@ def region_summary(tables: list[pd.DataFrame], targets: np.ndarray) -> pd.DataFr
     Parameters
     ----------
     tables : list of DataFrame
-        One region table per participant, all of the same atlas (columns ``name`` and
-        ``relevance_sum``, as :func:`msxai_bids.explain.regions.bilateral_table` gives).
+        One region table per participant, all of the same atlas (columns ``name``,
+        ``relevance_sum`` and ``seen_share``, as :func:`msxai_bids.explain.regions.bilateral_table`
+        gives).
     targets : np.ndarray of shape (n,)
         1 for patients, 0 for controls, in the order of ``tables``.
 
@@ -77,8 +78,9 @@ def region_summary(tables: list[pd.DataFrame], targets: np.ndarray) -> pd.DataFr
     DataFrame
         One row per region: ``name``, ``patients_mean``, ``patients_sd``, ``controls_mean``,
         ``controls_sd`` (sums of relevance in the region), ``difference`` (patients − controls)
-        and ``abs_mean_sum`` (|patients_mean| + |controls_mean|, the paper's ranking), sorted
-        by ``abs_mean_sum``, largest first. An sd of one participant is NaN.
+        ``abs_mean_sum`` (|patients_mean| + |controls_mean|, the paper's ranking) and
+        ``seen_share`` (the share of the region the network can see), sorted by
+        ``abs_mean_sum``, largest first. An sd of one participant is NaN.
     """
     sums = pd.concat(
         [table.set_index("name")["relevance_sum"] for table in tables], axis=1, ignore_index=True
@@ -94,6 +96,7 @@ def region_summary(tables: list[pd.DataFrame], targets: np.ndarray) -> pd.DataFr
     )
     summary["difference"] = summary["patients_mean"] - summary["controls_mean"]
     summary["abs_mean_sum"] = summary["patients_mean"].abs() + summary["controls_mean"].abs()
+    summary["seen_share"] = tables[0].set_index("name")["seen_share"]
     summary = summary.sort_values("abs_mean_sum", ascending=False, kind="stable")
     return summary.rename_axis("name").reset_index()
 

@@ -30,6 +30,7 @@ from bids.layout import BIDSFile
 from msxai_bids import bids, derivatives
 from msxai_bids.errors import NoInputError
 from msxai_bids.explain.atlases import load_atlas
+from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.regions import OUTSIDE, bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.group import summaries
@@ -161,7 +162,10 @@ def write_region_summaries(
     targets = group["target"].to_numpy()
     for atlas_name in plan.atlases:
         atlas = load_atlas(atlas_name)
-        tables = [bilateral_table(region_table(m, atlas.data, atlas.labels)) for m in maps]
+        seen = field_of_view_mask()
+        tables = [
+            bilateral_table(region_table(m, atlas.data, atlas.labels, seen=seen)) for m in maps
+        ]
         summary = summaries.region_summary(tables, targets)
         atlas_names = {**names, "atlas": atlas.name}
         bids.write_tsv(derivatives.path(plan.output_dir, "region_summary", **atlas_names), summary)
