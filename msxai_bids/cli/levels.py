@@ -7,6 +7,7 @@ With :mod:`msxai_bids.cli.plans` they are the only code that reads the
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bids.layout import BIDSFile, BIDSLayout
@@ -94,6 +95,6 @@ def train(
     outcome = training.run(flairs, plan)
     if outcome is None:
         return None
-    holdout = [layout.get_file(layout.root / source) for source in outcome.holdout]
+    holdout = [layout.get_file(Path(layout.root) / source) for source in outcome.holdout]
     LOGGER.info("explaining %d held-out image(s) with %s", len(holdout), outcome.model)
     return explanation.run(holdout, outcome.model, explaining)
