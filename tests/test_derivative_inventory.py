@@ -1,7 +1,9 @@
 """Every file a small participant + group run writes, compared with a recorded inventory.
 
 ``data/derivative_inventory.txt`` was recorded from the code before the derivative names moved
-into one table (:mod:`msxai_bids.derivatives`); a restructuring that renames, drops or adds a
+into one table (:mod:`msxai_bids.derivatives`) and re-recorded once, deliberately, when the group
+analyses added their outputs, the ``model-`` entity (two models' heatmaps of one participant no
+longer overwrite each other) and the field-of-view mask. A change that renames, drops or adds a
 file fails here. Set ``MSXAI_RECORD_INVENTORY=1`` to rewrite the record after an intended change.
 """
 

@@ -32,7 +32,8 @@ PARTICIPANTS = {"a": ("sub-a", "sub-a"), "b": ("sub-b/ses-1", "sub-b_ses-1")}
 
 def expected_outputs() -> set[str]:
     """Every file the participant level writes outside ``logs/`` (README, "Outputs")."""
-    names = {"dataset_description.json", ".bidsignore"}
+    fov = f"models/{SPACE}_desc-fieldofview_mask"
+    names = {"dataset_description.json", ".bidsignore", f"{fov}.nii.gz", f"{fov}.json"}
     for folder, prefix in PARTICIPANTS.values():
         anat, stat = f"{folder}/anat/{prefix}", "model-model_stat-relevance_desc-lrpepsilon"
         regions = "stat-relevance_desc-lrpepsilon"  # the model file is root/model
