@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import nibabel as nb
@@ -54,3 +55,14 @@ def write_minimal_bids(
 def tiny_bids(tmp_path: Path) -> Path:
     """Two subjects, one of them with two sessions."""
     return write_minimal_bids(tmp_path / "bids", {"01": [None], "02": ["a", "b"]})
+
+
+@pytest.fixture
+def restore_logging():
+    """``main`` attaches log handlers to the ``msxai`` logger; later tests expect none."""
+    logger = logging.getLogger("msxai")
+    before = list(logger.handlers)
+    yield
+    for handler in set(logger.handlers) - set(before):
+        logger.removeHandler(handler)
+        handler.close()

@@ -9,7 +9,6 @@ file fails here. Set ``MSXAI_RECORD_INVENTORY=1`` to rewrite the record after an
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -18,18 +17,9 @@ import pytest
 from msxai_bids.cli.run import main
 from msxai_bids.synth import make_cohort
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 RECORD = Path(__file__).parent / "data" / "derivative_inventory.txt"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``main`` attaches log handlers to the ``msxai`` logger; later tests expect none."""
-    logger = logging.getLogger("msxai")
-    before = list(logger.handlers)
-    yield
-    for handler in set(logger.handlers) - set(before):
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def inventory(out: Path) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,16 +23,7 @@ from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.model.training import predict_logits
 from msxai_bids.stages.training import labelled_images, prepare_splits
 
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``main`` attaches log handlers to the ``msxai`` logger; later tests expect none."""
-    logger = logging.getLogger("msxai")
-    before = list(logger.handlers)
-    yield
-    for handler in set(logger.handlers) - set(before):
-        logger.removeHandler(handler)
-        handler.close()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture(scope="module")

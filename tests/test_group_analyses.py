@@ -8,7 +8,6 @@ lesion loads.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import nibabel as nb
@@ -23,16 +22,7 @@ from msxai_bids.cli.run import main
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.group import summaries
 
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``main`` attaches log handlers to the ``msxai`` logger; later tests expect none."""
-    logger = logging.getLogger("msxai")
-    before = list(logger.handlers)
-    yield
-    for handler in set(logger.handlers) - set(before):
-        logger.removeHandler(handler)
-        handler.close()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_cohort_means_average_the_right_participants():
