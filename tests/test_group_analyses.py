@@ -93,7 +93,7 @@ def plant_heatmaps(out: Path, bids_dir: Path, model: str, scale: float) -> None:
             "Method": "lrp-epsilon",
             "PredictedLabel": "MS" if patient == right else "HC",
             "Probability": 0.9 if patient == right else 0.1,
-            **({"LesionRelevanceShare": 0.5} if patient else {}),
+            **({"LesionRelevanceShare": 0.5, "LesionCoverageOfBrain": 0.05} if patient else {}),
         }
         path = derivatives.path(out, "heatmap", entities, model=model, method="lrpepsilon")
         bids.write_nifti(path, nb.Nifti1Image(heatmap, CNN_GRID.affine), meta)
@@ -167,5 +167,17 @@ def test_lesion_analysis_relates_load_to_relevance(analysed):
     lesions = bids.read_tsv(path).set_index(["subset", "cohort"])
     patients = lesions.loc[("all", "patients")]
     assert patients["n"] == 3 and patients["lesion_relevance_mean"] == 0.5
+    assert patients["lesion_enrichment_mean"] == pytest.approx(10.0)
     assert patients["r_lesion_load_relevance_sum"] == pytest.approx(1.0)
     assert np.isnan(lesions.loc[("all", "controls"), "lesion_relevance_mean"])
+
+
+def test_classification_table_scores_each_model_once_per_image(analysed):
+    """Three patients (sub-02 called a control) and four control images, all others right."""
+    _, _, out = analysed
+    table = bids.read_tsv(derivatives.path(out, "classification", model="first"))
+    row = table.set_index("subset").loc["all"]
+    assert (row["n"], row["n_patients"], row["n_controls"]) == (7, 3, 4)
+    assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == 1.0
+    assert row["balanced_accuracy"] == pytest.approx(5 / 6)
+    assert row["auc"] == pytest.approx(10 / 12)  # sub-02 ties with every control

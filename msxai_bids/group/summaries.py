@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from msxai_bids.model.evaluation import binary_metrics
+
 #: Subsets of participants whose heatmaps are averaged (paper Fig. 3): by true class, and the
 #: correctly classified ones of each class.
 COHORTS = ("patients", "controls", "truepatients", "truecontrols")
-
-#: How many regions the paper shows of each atlas kind (Fig. 5).
-TOP_REGIONS = {"grey": 30, "white": 22}
 
 
 def cohort_members(targets: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
@@ -128,6 +127,12 @@ def correlation(
     return float(result.statistic), float(result.pvalue)
 
 
+def enrichment(table: pd.DataFrame) -> pd.Series:
+    """Lesion relevance over lesion coverage per row; NaN where lesions cover nothing."""
+    coverage = table["lesion_coverage"].where(table["lesion_coverage"] > 0)
+    return table["lesion_relevance"] / coverage
+
+
 def lesion_rows(
     table: pd.DataFrame, *, subsets: Mapping[str, np.ndarray], n_resamples: int, seed: int
 ) -> pd.DataFrame:
@@ -145,8 +150,10 @@ def lesion_rows(
     -------
     DataFrame
         Per subset and class (``patients``, ``controls``, ``all``): ``n``, the mean and sd of
-        ``lesion_relevance``, and over the subset's participants with a lesion mask the Pearson
-        ``r`` of lesion load with relevance sum and its permutation ``p``.
+        ``lesion_relevance``, the mean ``lesion_coverage`` and the mean of their ratio per
+        participant (``lesion_enrichment``: how many times more relevance lesions receive than
+        their share of the brain), and over the subset's participants with a lesion mask the
+        Pearson ``r`` of lesion load with relevance sum and its permutation ``p``.
     """
     rows = []
     for subset, chosen in subsets.items():
@@ -163,8 +170,44 @@ def lesion_rows(
                     "n": len(part),
                     "lesion_relevance_mean": part["lesion_relevance"].mean(),
                     "lesion_relevance_sd": part["lesion_relevance"].std(ddof=1),
+                    "lesion_coverage_mean": part["lesion_coverage"].mean(),
+                    "lesion_enrichment_mean": enrichment(part).mean(),
                     "r_lesion_load_relevance_sum": r,
                     "p_permutation": p,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def classification_rows(
+    table: pd.DataFrame, scores: np.ndarray, subsets: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """How well one model's decisions match the labels, per subset of images.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per image with ``target`` (1 patients, 0 controls).
+    scores : array of shape (n_images,)
+        Decision scores of the model; ``score > 0`` is a patient.
+    subsets : mapping of str to bool array
+        Name → rows it holds, e.g. ``{"all": …, "holdout": …}``.
+
+    Returns
+    -------
+    DataFrame
+        Per subset: ``n``, ``n_patients``, ``n_controls`` and :func:`binary_metrics`.
+    """
+    targets = table["target"].to_numpy()
+    rows = []
+    for subset, chosen in subsets.items():
+        rows.append(
+            {
+                "subset": subset,
+                "n": int(chosen.sum()),
+                "n_patients": int(targets[chosen].sum()),
+                "n_controls": int((1 - targets[chosen]).sum()),
+                **binary_metrics(targets[chosen], scores[chosen]),
+            }
+        )
     return pd.DataFrame(rows)

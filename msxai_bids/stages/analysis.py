@@ -8,6 +8,7 @@ after participant jobs that ran in parallel on a cluster. For every model and me
 - per atlas, relevance per region by class, left and right merged, and the top regions (Fig. 5);
 - lesion statistics: Eq. 2 by class and the correlation of lesion load with relevance sum,
   for all participants and per split (Fig. 4);
+- per model, how well its decisions match the labels, for all participants and per split;
 
 and one table of every explained participant (MRIQC's ``group_*.tsv`` habit), and, with several
 models, their mean heatmaps side by side on one colour scale (Fig. 6).
@@ -60,6 +61,7 @@ PARTICIPANT_COLUMNS = {
     "probability": "Probability of the positive label.",
     "lesion_load_ml": "Lesion volume on the CNN grid in ml (n/a without a lesion mask).",
     "lesion_relevance": "Share of positive relevance inside lesions (paper Eq. 2).",
+    "lesion_coverage": "Share of the brain mask inside lesions: Eq. 2 of a uniform heatmap.",
     "relevance_sum": "Sum of the heatmap over the grid.",
     "registration_plausible": "The registration QC of the participant level passed.",
 }
@@ -106,6 +108,7 @@ def explained_images(
                     "predicted_label": meta["PredictedLabel"],
                     "probability": meta["Probability"],
                     "lesion_relevance": meta.get("LesionRelevanceShare", np.nan),
+                    "lesion_coverage": meta.get("LesionCoverageOfBrain", np.nan),
                     "heatmap": heatmap,
                     "lesion_mask": derivatives.find(output_dir, "lesion_mask", flair.entities),
                     "qc": derivatives.find(output_dir, "qc", flair.entities),
@@ -174,7 +177,7 @@ def write_region_summaries(
         bids.write_tsv(derivatives.path(plan.output_dir, "top_regions", **atlas_names), top)
 
 
-def lesion_subsets(group: pd.DataFrame) -> dict[str, np.ndarray]:
+def split_subsets(group: pd.DataFrame) -> dict[str, np.ndarray]:
     """All participants, and each split present."""
     subsets = {"all": np.ones(len(group), bool)}
     for split in SPLITS:
@@ -195,7 +198,7 @@ def analyse(
     means = write_mean_maps(plan, group, maps, names)
     write_region_summaries(plan, group, maps, names)
     lesions = summaries.lesion_rows(
-        group, subsets=lesion_subsets(group), n_resamples=plan.n_resamples, seed=plan.seed
+        group, subsets=split_subsets(group), n_resamples=plan.n_resamples, seed=plan.seed
     )
     bids.write_tsv(derivatives.path(plan.output_dir, "lesion_analysis", **names), lesions)
     return group, means
@@ -232,6 +235,11 @@ def run(flairs: Sequence[BIDSFile], plan: AnalysisPlan) -> int:
     images = explained_images(plan.output_dir, flairs, targets, labels)
     images = with_lesion_loads(with_splits(plan.output_dir, images))
     images["registration_plausible"] = images["qc"].map(registration_plausible)
+    for model, group in images.groupby("model", sort=True):
+        decisions = group.drop_duplicates("source")  # one decision per image, whatever the method
+        scores = decisions["probability"].to_numpy() - 0.5
+        table = summaries.classification_rows(decisions, scores, split_subsets(decisions))
+        bids.write_tsv(derivatives.path(plan.output_dir, "classification", model=model), table)
     rows, means = [], {}
     for (model, method), group in images.groupby(["model", "method"], sort=True):
         names = {"model": model, "method": derivatives.method_label(method)}
