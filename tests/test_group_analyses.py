@@ -20,7 +20,8 @@ from group_cohort import write_group_cohort
 from msxai_bids import bids, derivatives
 from msxai_bids.cli.run import main
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.group import summaries
+from msxai_bids.group import summaries, tables
+from msxai_bids.stages import analysis
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -181,3 +182,27 @@ def test_classification_table_scores_each_model_once_per_image(analysed):
     assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == 1.0
     assert row["balanced_accuracy"] == pytest.approx(5 / 6)
     assert row["auc"] == pytest.approx(10 / 12)  # sub-02 ties with every control
+
+
+def test_splits_belong_only_to_the_model_trained_on_them(tmp_path):
+    splits = pd.DataFrame(
+        {
+            "source": ["sub-01/anat/sub-01_FLAIR.nii.gz", "sub-02/anat/sub-02_FLAIR.nii.gz"],
+            "participant_id": ["sub-01", "sub-02"],
+            "session_id": ["n/a", "n/a"],
+            "target": [0, 1],
+            "split": ["train", "holdout"],
+        }
+    )
+    bids.write_tsv(derivatives.path(tmp_path, "splits"), splits)
+    here = tables.split_id(splits)
+    images = pd.DataFrame(
+        {
+            "source": list(splits["source"]) * 2,
+            "model": ["trainedhere"] * 2 + ["shipped"] * 2,
+            "split_id": [here] * 2 + ["0123456789ab"] * 2,
+        }
+    )
+    split = analysis.with_splits(tmp_path, images).set_index(["model", "source"])["split"]
+    assert split["trainedhere"].tolist() == ["train", "holdout"]
+    assert split["shipped"].tolist() == ["n/a", "n/a"]

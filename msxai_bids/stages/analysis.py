@@ -34,7 +34,7 @@ from msxai_bids.explain.atlases import load_atlas
 from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.regions import OUTSIDE, bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.group import summaries
+from msxai_bids.group import summaries, tables
 from msxai_bids.group.cohort import Labels, read_labels
 from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.splits import SPLITS
@@ -102,6 +102,7 @@ def explained_images(
                     "source": flair.relpath,
                     "model": meta["ModelName"],
                     "model_id": meta["ModelID"],
+                    "split_id": meta.get("TrainingSplitID", "n/a"),
                     "method": meta["Method"],
                     "target": int(targets[subject]),
                     "true_label": labels.positive if targets[subject] else labels.negative,
@@ -123,12 +124,19 @@ def explained_images(
 
 
 def with_splits(output_dir: Path, images: pd.DataFrame) -> pd.DataFrame:
-    """``images`` with the ``split`` of ``group/splits.tsv`` (``n/a`` where there is none)."""
+    """``images`` with the ``split`` of ``group/splits.tsv`` for the models trained on it.
+
+    A model trained elsewhere (another cohort, a shipped model) has no split here: ``n/a``.
+    """
     path = derivatives.path(output_dir, "splits")
     if not path.is_file():
         return images.assign(split="n/a")
     saved = bids.read_tsv(path)[["source", "split"]]
-    return images.merge(saved, on="source", how="left").fillna({"split": "n/a"})
+    merged = images.merge(saved, on="source", how="left").fillna({"split": "n/a"})
+    other = merged["split_id"] != tables.split_id(saved)
+    for model in sorted(set(merged.loc[other, "model"])):
+        LOGGER.info("%s was not trained on %s: its rows have no split", model, path.name)
+    return merged.assign(split=merged["split"].where(~other, "n/a"))
 
 
 def registration_plausible(qc: Path | None) -> object:
@@ -166,10 +174,10 @@ def write_region_summaries(
     for atlas_name in plan.atlases:
         atlas = load_atlas(atlas_name)
         seen = field_of_view_mask()
-        tables = [
+        per_image = [
             bilateral_table(region_table(m, atlas.data, atlas.labels, seen=seen)) for m in maps
         ]
-        summary = summaries.region_summary(tables, targets)
+        summary = summaries.region_summary(per_image, targets)
         atlas_names = {**names, "atlas": atlas.name}
         bids.write_tsv(derivatives.path(plan.output_dir, "region_summary", **atlas_names), summary)
         count = TOP_REGIONS.get(atlas.name, max(TOP_REGIONS.values()))

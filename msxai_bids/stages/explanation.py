@@ -94,6 +94,7 @@ def heatmap_metadata(
         "ModelID": card.model_id,
         "ModelSHA256": card.weights_sha256,
         "PositiveLabel": card.positive_label,
+        "TrainingSplitID": card.training.get("split_id", "n/a"),
         **{
             key.title().replace("_", ""): value
             for key, value in METHODS[method].description.items()
