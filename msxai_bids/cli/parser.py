@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from msxai_bids import __version__
-from msxai_bids.cli.types import positive_int
+from msxai_bids.cli.types import model_file, positive_int
 from msxai_bids.config import CONTRASTS, filtered_contrast
 from msxai_bids.errors import UsageError
 
@@ -88,7 +88,7 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--init-model",
         dest="init_model",
-        type=Path,
+        type=model_file,
         metavar="MODEL",
         help="fine-tune from this pre-trained model (transfer learning; paper's settings)",
     )
@@ -242,9 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     expl = parser.add_argument_group("participant level: prediction and explanation")
     expl.add_argument(
         "--model",
-        type=Path,
+        type=model_file,
         metavar="MODEL",
-        help="model file (.safetensors + .json card); predict and explain each FLAIR",
+        help="model file (.safetensors + .json card), or 'demo' for the model shipped with msxai "
+        "(trained on synthetic data, not for clinical use); predict and explain each FLAIR",
     )
     expl.add_argument(
         "--method",

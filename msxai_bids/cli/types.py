@@ -8,6 +8,9 @@ all raises ``ValueError``, reported by argparse as ``invalid <function name> val
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from msxai_bids.data import SHIPPED_MODELS
 
 
 def positive_int(value: str) -> int:
@@ -24,3 +27,11 @@ def non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be a non-negative integer")
     return number
+
+
+def model_file(value: str) -> Path:
+    """A model's path, or a model shipped with msxai named by its key (``demo``).
+
+    A file of that name in the working directory is reached as ``./demo``.
+    """
+    return SHIPPED_MODELS.get(value, Path(value))

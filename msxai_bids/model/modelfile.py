@@ -6,10 +6,11 @@ On disk a model is a pair of files sharing a stem::
     <stem>.json          the model card: architecture, input grid, labels, training summary,
                          metrics, msxai version and the SHA-256 of the weights file
 
-Users may name either file, the stem, or a directory holding ``model.safetensors`` and
-``model.json``. Loading refuses, with :class:`ModelFileError` naming the file, a card that is
-not a card, a model for another architecture or input grid, and weights whose hash differs from
-the card (a tampered or swapped file). Nothing is ever unpickled: the card is JSON and the
+Users may name either file, the stem, a directory holding ``model.safetensors`` and
+``model.json``, or a model shipped with msxai by its name (:data:`msxai_bids.data.SHIPPED_MODELS`).
+Loading refuses, with :class:`ModelFileError` naming the file, a card that is not a card, a
+model for another architecture or input grid, and weights whose hash differs from the card (a
+tampered or swapped file). Nothing is ever unpickled: the card is JSON and the
 weights are read by safetensors from the very bytes that were hashed.
 """
 
