@@ -116,14 +116,17 @@ def correlation(
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan"), float("nan")
-    result = stats.permutation_test(
-        (x, y),
-        lambda a, b: stats.pearsonr(a, b).statistic,
-        permutation_type="pairings",
-        n_resamples=n_resamples,
-        alternative="two-sided",
-        rng=np.random.default_rng(seed),
-    )
+    # scipy counts the exact permutations in floating point; for large cohorts the count
+    # overflows to inf, which only means "draw n_resamples at random"
+    with np.errstate(over="ignore"):
+        result = stats.permutation_test(
+            (x, y),
+            lambda a, b: stats.pearsonr(a, b).statistic,
+            permutation_type="pairings",
+            n_resamples=n_resamples,
+            alternative="two-sided",
+            rng=np.random.default_rng(seed),
+        )
     return float(result.statistic), float(result.pvalue)
 
 
