@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import nibabel as nb
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +12,7 @@ from msxai_bids.cli.parser import build_parser
 from msxai_bids.cli.run import main
 from msxai_bids.data import SHIPPED_MODELS
 from msxai_bids.grid import CNN_GRID
+from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.modelfile import load_model, model_paths, read_card
 from msxai_bids.model.network import N_PARAMETERS
 from msxai_bids.synth import make_cohort
@@ -53,9 +52,7 @@ def test_model_demo_names_the_shipped_model_and_a_path_stays_a_path(tmp_path):
 def lesion_load_ml(bids_dir: Path, subject: str) -> float:
     """Volume of the synthetic truth lesion mask of ``subject`` in ml."""
     (mask,) = (bids_dir / "derivatives").rglob(f"{subject}_*label-lesion_mask.nii.gz")
-    image = nb.load(mask)
-    voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000
-    return float((np.asanyarray(image.dataobj) > 0.5).sum() * voxel_ml)
+    return float(lesion_loads_ml([mask])[0])
 
 
 @pytest.mark.slow
