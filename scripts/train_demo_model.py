@@ -70,14 +70,20 @@ def main() -> None:
              continued),
     ]  # fmt: skip
     network, card = load_model(continued)
+
+    def portable(text: str) -> str:
+        """``text`` without this machine's folders: WORK_DIR and the programs by name."""
+        return text.replace(f"{bin_dir}/", "").replace(str(args.work), "WORK_DIR")
+
     card = dataclasses.replace(
         card,
         description=f"msxai demo model (synthetic data, not for clinical use); {card.description}",
         training={
             **card.training,
+            "dataset": portable(card.training["dataset"]),
             "data_kind": "synthetic (msxai-synth)",
-            "made_by": f"scripts/train_demo_model.py (seed {SEED})",
-            "commands": commands,
+            "made_by": f"scripts/train_demo_model.py WORK_DIR (seed {SEED})",
+            "commands": [portable(command) for command in commands],
             "intended_use": INTENDED_USE,
         },
     )
