@@ -109,6 +109,25 @@ def test_gradient_input_is_input_times_gradient_of_the_logit():
     torch.testing.assert_close(relevance, volume * gradient)
 
 
+def test_smoothgrad_is_the_mean_gradient_over_seeded_noisy_copies():
+    """Noise of 0.1 × the volume's range, 20 copies, the last noise-free; the plain gradient."""
+    network = seeded_network(FastSixtyFourNet, seed=4)
+    volume = brain_like_volume(seed=4, shape=SMALL_SHAPE)
+    std = 0.1 * (volume.max() - volume.min())
+    torch.manual_seed(3)
+    noises = [torch.randn_like(volume) * std for _ in range(19)] + [torch.zeros_like(volume)]
+    gradients = []
+    for noise in noises:
+        inputs = (volume + noise).requires_grad_(True)
+        gradients.append(torch.autograd.grad(network(inputs).sum(), inputs)[0])
+    torch.manual_seed(3)
+    relevance, logits = attribute(network, volume, "smoothgrad")
+    torch.testing.assert_close(relevance, torch.stack(gradients).mean(0), rtol=1e-4, atol=1e-7)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, network(volume)[:, 0])  # the noise-free input's logit
+    assert _relative_error(relevance, gradients[-1]) > 1e-2  # the noise changed the map
+
+
 def test_explain_returns_float32_heatmaps_and_logits_per_method():
     network = seeded_network(FastSixtyFourNet, seed=6).requires_grad_(True).train()
     volumes = torch.cat([brain_like_volume(seed=s, shape=SMALL_SHAPE) for s in (1, 2)])

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from scipy.special import expit
 from torch import nn
-from zennit.attribution import Gradient
 
 from msxai_bids.explain.methods import DEFAULT_METHOD, METHODS, Method
 
@@ -79,7 +78,8 @@ def attribute(
     composite = spec.composite() if spec.composite else None
     initial = None if composite else torch.ones_like  # LRP starts from the logit itself
     inputs = volumes.detach().requires_grad_(True)
-    with frozen(model), Gradient(model, composite, attr_output=initial) as attributor:
+    options = {"attr_output": initial, **spec.attributor_options}
+    with frozen(model), spec.attributor(model, composite, **options) as attributor:
         logits, gradient = attributor(inputs)
     relevance = gradient * volumes if spec.times_input else gradient
     return relevance.detach(), logits.detach()[:, 0]
