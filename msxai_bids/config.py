@@ -73,6 +73,8 @@ class Config:
     new_split: bool = False
     lesion_filled: bool = False
     skip_baselines: bool = False
+    audit: bool = False
+    audit_size: int = 10
     run_id: str = field(default_factory=_new_run_id)
 
     @property

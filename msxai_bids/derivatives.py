@@ -208,6 +208,18 @@ KINDS = _kinds(
     Kind("model_comparison", {"cohort": "{cohort}", "desc": "{method}", "suffix": "models"},
          ".png", ANALYSIS_PATTERN, in_bids=False,
          description="mean heatmaps of several models on one colour scale"),
+    # group level with --audit: the explanation audit
+    Kind("audit", {"model": "{model}", "suffix": "audit"}, ".tsv", ANALYSIS_PATTERN,
+         in_bids=False, sidecar=True,
+         description="per method: each audit test's number, its baselines, threshold, verdict"),
+    Kind("randomisation_curves", {"model": "{model}", "desc": "{method}",
+                                  "suffix": "randomisation"}, ".tsv", ANALYSIS_PATTERN,
+         in_bids=False, description="similarity to the trained map along the randomisation "
+         "cascade, per participant"),
+    Kind("perturbation_curves", {"model": "{model}", "desc": "{method}",
+                                 "suffix": "perturbation"}, ".tsv", ANALYSIS_PATTERN,
+         in_bids=False, description="logit after each region-perturbation step, most relevant "
+         "first and random order, per participant"),
 )  # fmt: skip
 
 

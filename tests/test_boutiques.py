@@ -35,3 +35,11 @@ def test_every_parser_option_is_described():
     described = {i["id"] for i in descriptor["inputs"]}
     dests = {a.dest for a in build_parser()._actions if a.dest not in ("help", "version")}
     assert dests == described
+
+
+def test_method_choices_are_the_explanation_methods():
+    from msxai_bids.explain.methods import METHODS
+
+    descriptor = json.loads(DESCRIPTOR.read_text())
+    method = next(i for i in descriptor["inputs"] if i["id"] == "method")
+    assert method["value-choices"] == list(METHODS)

@@ -206,3 +206,12 @@ def test_splits_belong_only_to_the_model_trained_on_them(tmp_path):
     split = analysis.with_splits(tmp_path, images).set_index(["model", "source"])["split"]
     assert split["trainedhere"].tolist() == ["train", "holdout"]
     assert split["shipped"].tolist() == ["n/a", "n/a"]
+
+
+def test_an_audit_without_the_model_files_stops_before_any_analysis(tmp_path, capsys):
+    bids_dir, out = write_group_cohort(tmp_path, 3)
+    plant_heatmaps(out, bids_dir, "first", 1.0)
+    args = [str(bids_dir), str(out), "group", "--skip-bids-validation", "--audit"]
+    assert main(args) == 66
+    assert "no model file found" in capsys.readouterr().err
+    assert not (out / "group").exists()

@@ -146,6 +146,22 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not fit the SVM baselines",
     )
+    audit = parser.add_argument_group("group level: explanation audit")
+    audit.add_argument(
+        "--audit",
+        action="store_true",
+        help="audit every explained model's heatmaps: model randomisation, localisation on "
+        "the lesion masks against three baselines, region perturbation (minutes per model; "
+        "models are found in OUTPUT_DIR/models, among the shipped ones, or given with --model)",
+    )
+    audit.add_argument(
+        "--audit-size",
+        dest="audit_size",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="participants audited per model, half patients and half controls (seeded)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,14 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=model_file,
         metavar="MODEL",
         help="model file (.safetensors + .json card), or 'demo' for the model shipped with msxai "
-        "(trained on synthetic data, not for clinical use); predict and explain each FLAIR",
+        "(trained on synthetic data, not for clinical use); predict and explain each FLAIR "
+        "(participant level), or a model to audit (group --audit)",
     )
     expl.add_argument(
         "--method",
         nargs="+",
         default=["lrp-epsilon"],
         metavar="METHOD",
-        help="lrp-epsilon (the paper's), gradient-input, lrp-epsilon-plus-flat, lrp-alpha1beta0",
+        help="lrp-epsilon (the paper's), gradient-input, lrp-epsilon-plus-flat, lrp-alpha1beta0, "
+        "smoothgrad",
     )
     expl.add_argument(
         "--atlas",

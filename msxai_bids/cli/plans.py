@@ -17,6 +17,7 @@ from msxai_bids.errors import NoInputError, UsageError
 if TYPE_CHECKING:  # stages import Nipype or torch, which only a run that uses them loads
     from msxai_bids.group.cohort import Labels
     from msxai_bids.stages.analysis import AnalysisPlan
+    from msxai_bids.stages.audit import AuditPlan
     from msxai_bids.stages.explanation import ExplanationPlan
     from msxai_bids.stages.preprocessing import PreprocessingPlan
     from msxai_bids.stages.training import TrainingPlan
@@ -99,12 +100,31 @@ def explanation_plan(config: Config) -> ExplanationPlan:
     )
 
 
+def audit_plan(config: Config) -> AuditPlan | None:
+    """``group --audit``: the explanation audit, with ``--model`` as one more model to audit."""
+    if not config.audit:
+        return None
+    from msxai_bids.stages.audit import AuditPlan
+
+    models = ()
+    if config.model is not None:
+        check_model(config.model, "--model")
+        models = (config.model,)
+    return plan_from(
+        config, AuditPlan, size=config.audit_size, models=models, threads=config.nprocs
+    )
+
+
 def analysis_plan(config: Config) -> AnalysisPlan:
-    """The group level's analyses of the heatmaps in OUT."""
+    """The group level's analyses of the heatmaps in OUT, with the audit if asked for."""
     from msxai_bids.stages.analysis import AnalysisPlan
 
     return plan_from(
-        config, AnalysisPlan, labels=labels(config), atlases=check_atlases(config.atlas)
+        config,
+        AnalysisPlan,
+        labels=labels(config),
+        atlases=check_atlases(config.atlas),
+        audit=audit_plan(config),
     )
 
 

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ants
 import nibabel as nb
@@ -40,6 +41,9 @@ from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.splits import SPLITS
 from msxai_bids.preprocessing.spaces import template_brain
 from msxai_bids.reports.figures import model_comparison
+
+if TYPE_CHECKING:  # the audit loads torch, which only an audit needs
+    from msxai_bids.stages.audit import AuditPlan
 
 LOGGER = logging.getLogger("msxai.group")
 
@@ -72,7 +76,7 @@ class AnalysisPlan:
     """What the analysis stage needs to know of the options.
 
     ``atlases`` are checked built-in atlas names or atlas files; ``n_resamples`` permutations
-    test each correlation, drawn with ``seed``.
+    test each correlation, drawn with ``seed``; with ``audit``, the explanation audit runs too.
     """
 
     output_dir: Path
@@ -81,6 +85,7 @@ class AnalysisPlan:
     atlases: tuple[str, ...]
     seed: int = 0
     n_resamples: int = 9999
+    audit: AuditPlan | None = None
 
 
 def explained_images(
@@ -111,6 +116,8 @@ def explained_images(
                     "lesion_relevance": meta.get("LesionRelevanceShare", np.nan),
                     "lesion_coverage": meta.get("LesionCoverageOfBrain", np.nan),
                     "heatmap": heatmap,
+                    "image": derivatives.find(output_dir, "preproc", flair.entities),
+                    "brain_mask": derivatives.find(output_dir, "brain_mask", flair.entities),
                     "lesion_mask": derivatives.find(output_dir, "lesion_mask", flair.entities),
                     "qc": derivatives.find(output_dir, "qc", flair.entities),
                 }
@@ -243,6 +250,10 @@ def run(flairs: Sequence[BIDSFile], plan: AnalysisPlan) -> int:
     images = explained_images(plan.output_dir, flairs, targets, labels)
     images = with_lesion_loads(with_splits(plan.output_dir, images))
     images["registration_plausible"] = images["qc"].map(registration_plausible)
+    if plan.audit is not None:
+        from msxai_bids.stages import audit
+
+        audited_models = audit.auditable(images, plan.audit)
     for model, group in images.groupby("model", sort=True):
         decisions = group.drop_duplicates("source")  # one decision per image, whatever the method
         scores = decisions["probability"].to_numpy() - 0.5
@@ -255,9 +266,16 @@ def run(flairs: Sequence[BIDSFile], plan: AnalysisPlan) -> int:
             plan, group.reset_index(drop=True), names
         )
         rows.append(analysed)
-    table = pd.concat(rows, ignore_index=True)[list(PARTICIPANT_COLUMNS)]
+    table, columns = pd.concat(rows, ignore_index=True), dict(PARTICIPANT_COLUMNS)
+    if plan.audit is not None:
+        from msxai_bids.audit.verdicts import PARTICIPANT_COLUMNS as AUDIT_COLUMNS
+
+        audited = audit.run(table, audited_models, plan.audit)
+        table = table.merge(audited, on=["source", "model", "method"], how="left")
+        columns |= AUDIT_COLUMNS
+    table = table[list(columns)]
     path = derivatives.path(plan.output_dir, "participants_table")
-    bids.write_tsv(path, table, PARTICIPANT_COLUMNS)
+    bids.write_tsv(path, table, columns)
     compare_models(plan, means)
     LOGGER.info("group analyses of %d heatmap(s) written; participants table: %s", len(table), path)
     return 0
