@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,16 @@ def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
     assert code == 18
     assert "99" in capsys.readouterr().err
     assert not (out / "dataset_description.json").exists()
+
+
+def test_a_run_leaves_no_log_handlers_and_its_log_ends_with_the_exit_code(tiny_bids, tmp_path):
+    """A second run in one process must log to its own console, not to the first run's."""
+    out = tmp_path / "out"
+    argv = [str(tiny_bids), str(out), "participant", "--participant-label", "99"]
+    assert main([*argv, "-w", str(tmp_path / "work")]) == 18
+    assert not logging.getLogger("msxai").handlers
+    (log,) = (out / "logs").glob("msxai-*.log")
+    assert log.read_text().strip().splitlines()[-1].endswith("msxai finished, exit code 18")
 
 
 def test_filters_selecting_nothing_exit_18(tiny_bids, tmp_path):

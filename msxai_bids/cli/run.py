@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from msxai_bids import __version__
@@ -50,49 +51,61 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
     return Config.from_namespace(args)
 
 
-def setup_logging(config: Config, log_file: Path) -> Path:
-    """Log to the console (INFO, DEBUG with -v) and to ``log_file``."""
+@contextmanager
+def logging_to(config: Config, log_file: Path) -> Iterator[None]:
+    """Log to the console (INFO, DEBUG with -v) and to ``log_file`` for the length of one run.
+
+    The handlers are removed and closed on the way out, so that a second run in the same process
+    (tests, notebooks) writes to its own console and log file, not to the first one's.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s | %(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if config.verbose else logging.INFO)
     to_file = logging.FileHandler(log_file)
     to_file.setLevel(logging.DEBUG)
-    root = logging.getLogger("msxai")
-    root.setLevel(logging.DEBUG)
-    for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
+    LOGGER.setLevel(logging.DEBUG)
     for handler in (console, to_file):
         handler.setFormatter(fmt)
-        root.addHandler(handler)
-    return log_file
+        LOGGER.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in (console, to_file):
+            LOGGER.removeHandler(handler)
+            handler.close()
 
 
 def run(config: Config) -> int:
-    """Run the selected analysis level; return the process exit code."""
+    """Run the selected analysis level; return the process exit code.
+
+    An :class:`MsxaiError` is logged as one line, to the console and to the run's log file.
+    """
     from msxai_bids import derivatives
     from msxai_bids.cli.levels import run_group, run_participant
 
-    log_file = setup_logging(
-        config, derivatives.log_file(config.output_dir, "msxai", config.run_id, ".log")
-    )
-    LOGGER.info("msxai %s, run %s; log at %s", __version__, config.run_id, log_file)
-    config.save(derivatives.log_file(config.output_dir, "config", config.run_id, ".json"))
-    if config.analysis_level == "participant":
-        return run_participant(config)
-    return run_group(config)
+    log_file = derivatives.log_file(config.output_dir, "msxai", config.run_id, ".log")
+    with logging_to(config, log_file):
+        LOGGER.info("msxai %s, run %s; log at %s", __version__, config.run_id, log_file)
+        try:
+            config.save(derivatives.log_file(config.output_dir, "config", config.run_id, ".json"))
+            level = run_participant if config.analysis_level == "participant" else run_group
+            code = level(config)
+        except MsxaiError as err:
+            LOGGER.error("%s", err)
+            code = err.exit_code
+        LOGGER.info("msxai finished, exit code %d", code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code instead of raising."""
     try:
-        return run(make_config(argv))
+        config = make_config(argv)
     except MsxaiError as err:
-        LOGGER.error("%s", err)
-        if not LOGGER.handlers:
-            print(f"msxai: error: {err}", file=sys.stderr)
+        print(f"msxai: error: {err}", file=sys.stderr)
         return err.exit_code
+    return run(config)
 
 
 if __name__ == "__main__":
