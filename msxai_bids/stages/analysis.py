@@ -11,7 +11,9 @@ after participant jobs that ran in parallel on a cluster. For every model and me
 - per model, how well its decisions match the labels, for all participants and per split;
 
 and one table of every explained participant (MRIQC's ``group_*.tsv`` habit), and, with several
-models, their mean heatmaps side by side on one colour scale (Fig. 6).
+models, their mean heatmaps side by side on one colour scale (Fig. 6). With ``--audit``, the
+explanation audit (:mod:`msxai_bids.stages.audit`) runs after these analyses and adds its
+per-participant numbers to that table.
 """
 
 from __future__ import annotations
