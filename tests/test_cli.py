@@ -76,10 +76,18 @@ def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
 
 
 def test_a_run_leaves_no_log_handlers_and_its_log_ends_with_the_exit_code(tiny_bids, tmp_path):
-    """A second run in one process must log to its own console, not to the first run's."""
+    """No handler outlives its run, so that a later run in one process logs to its own console."""
     out = tmp_path / "out"
-    argv = [str(tiny_bids), str(out), "participant", "--participant-label", "99"]
-    assert main([*argv, "-w", str(tmp_path / "work")]) == 18
+    argv = [
+        str(tiny_bids),
+        str(out),
+        "participant",
+        "--participant-label",
+        "99",
+        "-w",
+        str(tmp_path / "work"),
+    ]
+    assert main(argv) == 18
     assert not logging.getLogger("msxai").handlers
     (log,) = (out / "logs").glob("msxai-*.log")
     assert log.read_text().strip().splitlines()[-1].endswith("msxai finished, exit code 18")
