@@ -75,6 +75,8 @@ class Config:
     skip_baselines: bool = False
     audit: bool = False
     audit_size: int = 10
+    reports_only: bool = False
+    command: str = ""
     run_id: str = field(default_factory=_new_run_id)
 
     @property

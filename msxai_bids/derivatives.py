@@ -40,6 +40,16 @@ ANALYSIS_PATTERN = (
     "group/[space-{space}_][res-{res}_][model-{model}_][atlas-{atlas}_][cohort-{cohort}_]"
     "[desc-{desc}_]{suffix}{extension}"
 )
+#: Figures of the group report, named like the tables they draw.
+GROUP_FIGURE_PATTERN = (
+    "group/figures/[model-{model}_][atlas-{atlas}_][cohort-{cohort}_][desc-{desc}_]"
+    "{suffix}{extension}"
+)
+#: HTML reports at the dataset root, as fMRIPrep places them (``sub-01.html``, ``group.html``).
+REPORT_PATTERN = "sub-{subject}{extension}"
+GROUP_REPORT_PATTERN = "group{extension}"
+#: The methods text and its references, beside the logs as fMRIPrep writes them.
+CITATION_PATTERN = "logs/CITATION{extension}"
 MODEL_PATTERN = "models/{model}{extension}"
 #: Files that describe the models' input grid rather than one model, beside the models.
 MODEL_GRID_PATTERN = "models/[space-{space}_][res-{res}_][desc-{desc}_]{suffix}{extension}"
@@ -156,6 +166,9 @@ KINDS = _kinds(
     Kind("qc_figure", {**GRID, "datatype": "figures", "desc": "registration",
                        "suffix": "{contrast}"}, ".png", in_bids=False,
          description="template outlines over the registered image"),
+    Kind("mosaic_figure", {**GRID, "datatype": "figures", "desc": "mosaic",
+                           "suffix": "{contrast}"}, ".png", in_bids=False,
+         description="the registered image in slices of all three orientations"),
     # participant level: prediction and explanation
     Kind("predictions", {"model": "{model}", "suffix": "predictions"}, ".tsv", in_bids=False,
          description="logit, probability and label of the model"),
@@ -168,6 +181,13 @@ KINDS = _kinds(
     Kind("regions_bilateral", {**GRID, "atlas": "{atlas}", **RELEVANCE,
                                "desc": "{method}bilateral"}, ".tsv", in_bids=False,
          description="relevance per atlas region, left and right summed"),
+    Kind("heatmap_figure", {**GRID, "datatype": "figures", **RELEVANCE}, ".png",
+         in_bids=False, description="relevance over the registered image: three orientations "
+         "and a mosaic"),
+    Kind("heatmap_viewer", {**GRID, "datatype": "figures", **RELEVANCE}, ".html",
+         in_bids=False, description="interactive slice viewer of the relevance map"),
+    Kind("report", {}, ".html", REPORT_PATTERN, in_bids=False,
+         description="the participant's HTML report"),
     Kind("fov_mask", {**GRID, "desc": "fieldofview", "suffix": "mask"}, NIFTI,
          MODEL_GRID_PATTERN, in_bids=False, sidecar=True,
          description="the grid voxels the CNN's output depends on (its field of view)"),
@@ -212,6 +232,9 @@ KINDS = _kinds(
     Kind("audit", {"model": "{model}", "suffix": "audit"}, ".tsv", ANALYSIS_PATTERN,
          in_bids=False, sidecar=True,
          description="per method: each audit test's number, its baselines, threshold, verdict"),
+    Kind("audit_figure", {"model": "{model}", "desc": "{method}", "suffix": "audit"}, ".png",
+         GROUP_FIGURE_PATTERN, in_bids=False,
+         description="randomisation cascade and perturbation curves of one method"),
     Kind("randomisation_curves", {"model": "{model}", "desc": "{method}",
                                   "suffix": "randomisation"}, ".tsv", ANALYSIS_PATTERN,
          in_bids=False, description="similarity to the trained map along the randomisation "
@@ -220,6 +243,24 @@ KINDS = _kinds(
                                  "suffix": "perturbation"}, ".tsv", ANALYSIS_PATTERN,
          in_bids=False, description="logit after each region-perturbation step, most relevant "
          "first and random order, per participant"),
+    # group level: the report and its figures
+    Kind("group_report", {}, ".html", GROUP_REPORT_PATTERN, in_bids=False,
+         description="the group's HTML report"),
+    Kind("roc_figure", {"suffix": "roc"}, ".png", GROUP_FIGURE_PATTERN, in_bids=False,
+         description="holdout ROC curves of every trial of every model"),
+    Kind("mean_figure", {"model": "{model}", "desc": "{method}", "suffix": "meanrelevance"},
+         ".png", GROUP_FIGURE_PATTERN, in_bids=False,
+         description="mean heatmaps of every cohort on one colour scale"),
+    Kind("regions_figure", {"model": "{model}", "atlas": "{atlas}", "desc": "{method}",
+                            "suffix": "topregions"}, ".png", GROUP_FIGURE_PATTERN,
+         in_bids=False, description="relevance of the top regions by class"),
+    Kind("lesion_figure", {"model": "{model}", "desc": "{method}", "suffix": "lesions"},
+         ".png", GROUP_FIGURE_PATTERN, in_bids=False,
+         description="lesion load against relevance sum, by class"),
+    Kind("citation", {}, ".md", CITATION_PATTERN, in_bids=False,
+         description="methods text to paste into a paper"),
+    Kind("citation_bib", {}, ".bib", CITATION_PATTERN, in_bids=False,
+         description="the references of the methods text"),
 )  # fmt: skip
 
 
@@ -262,7 +303,9 @@ def bidsignore() -> list[str]:
         if item.in_bids:
             continue
         folder = item.pattern.split("/", 1)[0]
-        if item.pattern != PARTICIPANT_PATTERN:
+        if "/" not in item.pattern:  # a file at the root: the reports
+            line = f"*{item.extension}"
+        elif item.pattern != PARTICIPANT_PATTERN:
             line = folder
         elif "datatype" in item.entities:
             line = item.entities["datatype"]
@@ -270,3 +313,9 @@ def bidsignore() -> list[str]:
             line = f"*_{item.entities['suffix']}.*"
         lines += [line] if line not in lines else []
     return lines
+
+
+def entity_value(path: Path, entity: str) -> str | None:
+    """The value of an entity in a derivative's name: ``…_atlas-JHU_…`` → ``JHU`` for ``atlas``."""
+    match = re.search(rf"(?:^|_){entity}-([A-Za-z0-9]+)", Path(path).name)
+    return match.group(1) if match else None

@@ -13,9 +13,11 @@ from pathlib import Path
 import ants
 import nibabel as nb
 import numpy as np
+import pandas as pd
+from bids.layout import parse_file_entities
 from conftest import write_minimal_bids
 
-from msxai_bids import derivatives
+from msxai_bids import bids, derivatives
 from msxai_bids.grid import CNN_GRID
 
 
@@ -66,3 +68,32 @@ def write_group_cohort(
             xfm = derivatives.path(out, "xfm", entities)
             ants.write_transform(ants.create_ants_transform(dimension=3), str(xfm))
     return raw, out
+
+
+def plant_heatmaps(out: Path, bids_dir: Path, model: str, scale: float) -> None:
+    """Heatmaps of every image in OUT: patients +scale in box A and on their lesions, controls
+    −scale in box B; predictions right except for sub-02."""
+    targets = pd.read_csv(bids_dir / "participants.tsv", sep="\t").set_index("participant_id")
+    for preproc in sorted(out.glob("sub-*/**/*_desc-preproc_FLAIR.nii.gz")):
+        entities = {**parse_file_entities(str(preproc)), "suffix": "FLAIR"}
+        subject = f"sub-{entities['subject']}"
+        patient = targets.loc[subject, "diagnosis"] == "MS"
+        lesions = np.asanyarray(nb.load(derivatives.find(out, "lesion_mask", entities)).dataobj)
+        heatmap = np.zeros(CNN_GRID.shape, np.float32)
+        if patient:
+            heatmap[10:20, 10:20, 10:20] = scale
+            heatmap += (lesions > 0.5).astype(np.float32) * scale
+        else:
+            heatmap[72:82, 84:94, 72:82] = -scale
+        right = subject != "sub-02"
+        meta = {
+            "ModelName": model,
+            "ModelID": f"SixtyFourNet-{model}",
+            "Method": "lrp-epsilon",
+            "PositiveLabel": "MS",
+            "PredictedLabel": "MS" if patient == right else "HC",
+            "Probability": 0.9 if patient == right else 0.1,
+            **({"LesionRelevanceShare": 0.5, "LesionCoverageOfBrain": 0.05} if patient else {}),
+        }
+        path = derivatives.path(out, "heatmap", entities, model=model, method="lrpepsilon")
+        bids.write_nifti(path, nb.Nifti1Image(heatmap, CNN_GRID.affine), meta)

@@ -8,14 +8,12 @@ lesion loads.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
-from bids.layout import parse_file_entities
-from group_cohort import write_group_cohort
+from group_cohort import plant_heatmaps, write_group_cohort
 
 from msxai_bids import bids, derivatives
 from msxai_bids.cli.run import main
@@ -70,34 +68,6 @@ def test_correlation_finds_a_planted_relation_and_not_noise():
     assert abs(r_noise) < 0.5 and p_noise > 0.05
     assert summaries.correlation(load, related, n_resamples=1999, seed=0)[1] == p
     assert np.isnan(summaries.correlation(load[:2], related[:2], n_resamples=99, seed=0)[0])
-
-
-def plant_heatmaps(out: Path, bids_dir: Path, model: str, scale: float) -> None:
-    """Heatmaps of every image in OUT: patients +scale in box A and on their lesions, controls
-    −scale in box B; predictions right except for sub-02."""
-    targets = pd.read_csv(bids_dir / "participants.tsv", sep="\t").set_index("participant_id")
-    for preproc in sorted(out.glob("sub-*/**/*_desc-preproc_FLAIR.nii.gz")):
-        entities = {**parse_file_entities(str(preproc)), "suffix": "FLAIR"}
-        subject = f"sub-{entities['subject']}"
-        patient = targets.loc[subject, "diagnosis"] == "MS"
-        lesions = np.asanyarray(nb.load(derivatives.find(out, "lesion_mask", entities)).dataobj)
-        heatmap = np.zeros(CNN_GRID.shape, np.float32)
-        if patient:
-            heatmap[10:20, 10:20, 10:20] = scale
-            heatmap += (lesions > 0.5).astype(np.float32) * scale
-        else:
-            heatmap[72:82, 84:94, 72:82] = -scale
-        right = subject != "sub-02"
-        meta = {
-            "ModelName": model,
-            "ModelID": f"SixtyFourNet-{model}",
-            "Method": "lrp-epsilon",
-            "PredictedLabel": "MS" if patient == right else "HC",
-            "Probability": 0.9 if patient == right else 0.1,
-            **({"LesionRelevanceShare": 0.5, "LesionCoverageOfBrain": 0.05} if patient else {}),
-        }
-        path = derivatives.path(out, "heatmap", entities, model=model, method="lrpepsilon")
-        bids.write_nifti(path, nb.Nifti1Image(heatmap, CNN_GRID.affine), meta)
 
 
 @pytest.fixture(scope="module")

@@ -40,35 +40,43 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
 
 
 def run_participant(config: Config) -> int:
-    """Participant level: preprocess every selected image, then, with ``--model``, explain it.
+    """Participant level: preprocess every selected image, then, with ``--model``, explain it,
+    then write each subject's report (``--reports-only``: the reports alone).
 
-    Returns 1 if any image failed in either stage, else 0.
+    Returns 1 if any image failed in any stage, else 0.
     """
-    from msxai_bids.stages import preprocessing
+    from msxai_bids.stages import preprocessing, report
 
     explaining = None
-    if config.model is not None:
+    if config.model is not None and not config.reports_only:
         plans.check_model(config.model, "--model")
         explaining = plans.explanation_plan(config)
     layout = prepare_layout(config)
     flairs = selected_images(config, layout)
     bids.write_dataset_description(config.output_dir, config.bids_dir)
-    status = preprocessing.run(layout, flairs, plans.preprocessing_plan(config))
+    status = 0
+    if not config.reports_only:
+        status = preprocessing.run(layout, flairs, plans.preprocessing_plan(config))
     if explaining is not None:
         from msxai_bids.stages import explanation
 
         status = max(status, explanation.run(flairs, config.model, explaining))
-    return status
+    everyone = bids.collect_images(layout, (), (), config.bids_filters)
+    return max(status, report.run_participant_reports(flairs, everyone, plans.report_plan(config)))
 
 
 def run_group(config: Config) -> int:
-    """Group level: with ``--train``, train, evaluate and explain the holdout; then analyse.
+    """Group level: with ``--train``, train, evaluate and explain the holdout; then analyse and
+    write the group report (``--reports-only``: the report alone).
 
     The analyses read the heatmaps in OUT, of every model and method present. Under
     ``torchrun`` only rank 0 goes on after training.
     """
-    from msxai_bids.stages import analysis
+    from msxai_bids.stages import analysis, report
 
+    if config.reports_only:
+        layout = prepare_layout(config)
+        return report.run_group_report(selected_images(config, layout), plans.report_plan(config))
     training = (
         (plans.training_plan(config), plans.explanation_plan(config)) if config.train else None
     )
@@ -80,7 +88,8 @@ def run_group(config: Config) -> int:
         status = train(layout, flairs, *training)
         if status is None:
             return 0
-    return max(status, analysis.run(flairs, analysing))
+    status = max(status, analysis.run(flairs, analysing))
+    return max(status, report.run_group_report(flairs, plans.report_plan(config)))
 
 
 def train(

@@ -282,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_group_arguments(parser)
 
+    reports = parser.add_argument_group("reports")
+    reports.add_argument(
+        "--reports-only",
+        "--reports_only",
+        dest="reports_only",
+        action="store_true",
+        help="only rebuild the HTML reports of the level (sub-<label>.html, group.html) and "
+        "their figures from OUTPUT_DIR, computing nothing else",
+    )
+
     other = parser.add_argument_group("other")
     other.add_argument(
         "-v",

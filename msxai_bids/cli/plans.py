@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # stages import Nipype or torch, which only a run that uses t
     from msxai_bids.stages.audit import AuditPlan
     from msxai_bids.stages.explanation import ExplanationPlan
     from msxai_bids.stages.preprocessing import PreprocessingPlan
+    from msxai_bids.stages.report import ReportPlan
     from msxai_bids.stages.training import TrainingPlan
 
 
@@ -85,6 +86,13 @@ def preprocessing_plan(config: Config) -> PreprocessingPlan:
     from msxai_bids.stages.preprocessing import PreprocessingPlan
 
     return plan_from(config, PreprocessingPlan)
+
+
+def report_plan(config: Config) -> ReportPlan:
+    """The reports of either level."""
+    from msxai_bids.stages.report import ReportPlan
+
+    return plan_from(config, ReportPlan)
 
 
 def explanation_plan(config: Config) -> ExplanationPlan:

@@ -7,6 +7,7 @@ valid, so that ``--help`` and usage errors answer at once.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
         )
     if args.model is not None:
         args.model = args.model.absolute()
+    args.command = shlex.join(["msxai", *(sys.argv[1:] if argv is None else argv)])
     return Config.from_namespace(args)
 
 

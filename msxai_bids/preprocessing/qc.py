@@ -106,6 +106,16 @@ def brain_cuts(template: nb.Nifti1Image, axis: int, count: int = 6) -> np.ndarra
     return np.linspace(low, high, count)
 
 
+def display_limit(data: np.ndarray, percentile: float = 99.5) -> float:
+    """The grey value shown as white: a high percentile of the non-zero voxels.
+
+    The maximum would let a few bright voxels (vessels, scalp, resampling overshoot) darken the
+    whole image.
+    """
+    values = data[data > 0]
+    return float(np.percentile(values, percentile)) if values.size else 1.0
+
+
 def template_outlines(template: nb.Nifti1Image) -> tuple[nb.Nifti1Image, nb.Nifti1Image]:
     """The template's brain and its white matter (brightest of three Otsu classes), as masks.
 
@@ -138,12 +148,13 @@ def plot_edges(flair: nb.Nifti1Image, template: nb.Nifti1Image, out_file: Path) 
     from nilearn import plotting
 
     outlines = template_outlines(template)
+    vmax = display_limit(np.asanyarray(flair.dataobj))
     figure = plt.figure(figsize=(9, 6))
     for row, mode in enumerate("xyz"):
         axes = figure.add_axes((0, 1 - (row + 1) / 3, 1, 1 / 3))
         display = plotting.plot_anat(
             flair, display_mode=mode, cut_coords=brain_cuts(template, row), axes=axes,
-            figure=figure, dim=0, annotate=False,
+            figure=figure, dim=0, annotate=False, colorbar=False, vmin=0, vmax=vmax,
         )  # fmt: skip
         for outline in outlines:
             display.add_contours(outline, levels=[0.5], colors="r", linewidths=0.7)

@@ -42,7 +42,7 @@ from msxai_bids.group.cohort import Labels, read_labels
 from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.splits import SPLITS
 from msxai_bids.preprocessing.spaces import template_brain
-from msxai_bids.reports.figures import model_comparison
+from msxai_bids.reports.figures import maps_on_one_scale
 
 if TYPE_CHECKING:  # the audit loads torch, which only an audit needs
     from msxai_bids.stages.audit import AuditPlan
@@ -242,7 +242,7 @@ def compare_models(plan: AnalysisPlan, means: dict[tuple[str, str], dict]) -> No
             path = derivatives.path(
                 plan.output_dir, "model_comparison", cohort=cohort, method=method
             )
-            model_comparison(shown, background, path, f"mean relevance, {cohort}, {method}")
+            maps_on_one_scale(shown, background, path, f"mean relevance, {cohort}, {method}")
 
 
 def run(flairs: Sequence[BIDSFile], plan: AnalysisPlan) -> int:

@@ -82,6 +82,11 @@ def prediction_row(scan: Scan, card: ModelCard, logit: float) -> dict:
     }
 
 
+#: Entries of a model card's training record that a heatmap's sidecar repeats, so that a report
+#: (and a reader) can tell what kind of model made the decision without the model file.
+MODEL_PROVENANCE = ("data_kind", "dataset", "input", "init_model", "made_by", "intended_use")
+
+
 def heatmap_metadata(
     output_dir: Path, scan: Scan, card: ModelCard, method: str, row: dict, lesions: dict
 ) -> dict:
@@ -95,6 +100,10 @@ def heatmap_metadata(
         "ModelSHA256": card.weights_sha256,
         "PositiveLabel": card.positive_label,
         "TrainingSplitID": card.training.get("split_id", "n/a"),
+        "ModelDescription": card.description,
+        "ModelProvenance": {
+            key: card.training[key] for key in MODEL_PROVENANCE if key in card.training
+        },
         **{
             key.title().replace("_", ""): value
             for key, value in METHODS[method].description.items()

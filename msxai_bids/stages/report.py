@@ -1,0 +1,104 @@
+"""Reports: the participants' ``sub-<L>.html`` after the participant level, ``group.html`` after
+the group level, and the methods text beside the logs; ``--reports-only`` runs this stage alone.
+
+Reports read only OUT. A figure that fails is logged and shown as missing; a report that cannot
+be written is logged as an error and sets the exit code, and the other reports go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+from bids.layout import BIDSFile
+
+from msxai_bids import bids, derivatives
+from msxai_bids.reports.citation import Methods, methods_text, write_citation
+from msxai_bids.reports.group import write_group_report
+from msxai_bids.reports.participant import ReportContext, heatmap_scales, write_participant_report
+
+LOGGER = logging.getLogger("msxai.reports")
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """What the reports need to know of the run: where OUT is and the command that made them."""
+
+    output_dir: Path
+    command: str = ""
+    run_id: str = ""
+
+
+def described_outputs(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
+    """The methods text of what OUT holds for ``flairs``, written to ``logs/CITATION.*``."""
+    methods, models, atlases, lesion_fill = {}, set(), set(), False
+    for flair in flairs:
+        lesion_fill |= derivatives.find(output_dir, "lesionfilled", flair.entities) is not None
+        for heatmap in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
+            meta = json.loads(bids.sidecar_path(heatmap).read_text())
+            methods.setdefault(meta["Method"], meta)
+            models.add(meta["ModelName"])
+        for table in derivatives.KINDS["regions"].glob(output_dir, flair.entities):
+            atlases.add(derivatives.entity_value(table, "atlas"))
+    text = methods_text(
+        methods=[methods[name] for name in sorted(methods)],
+        models=sorted(models),
+        atlases=sorted(atlases),
+        lesion_fill=lesion_fill,
+        audit=bool(derivatives.KINDS["audit"].glob(output_dir)),
+    )
+    write_citation(output_dir, text)
+    return text
+
+
+def run_participant_reports(
+    flairs: Sequence[BIDSFile], everyone: Sequence[BIDSFile], plan: ReportPlan
+) -> int:
+    """One report per subject of ``flairs``; heatmap colour scales over ``everyone`` in OUT.
+
+    Returns 1 if any report could not be written, else 0.
+    """
+    start = time.perf_counter()
+    text = described_outputs(plan.output_dir, everyone)
+    context = ReportContext(
+        plan.output_dir,
+        plan.command,
+        plan.run_id,
+        heatmap_scales(plan.output_dir, everyone),
+        tuple(text.with_citations()),
+    )
+    failed = 0
+    by_subject = sorted(flairs, key=lambda f: (f.entities["subject"], f.relpath))
+    for subject, images in groupby(by_subject, key=lambda f: f.entities["subject"]):
+        try:
+            path = write_participant_report(context, subject, list(images))
+        except (OSError, ValueError, KeyError) as err:
+            LOGGER.error("report of sub-%s not written: %s: %s", subject, type(err).__name__, err)
+            failed += 1
+            continue
+        LOGGER.info("report: %s", path)
+    LOGGER.info("participant reports written in %.1f s", time.perf_counter() - start)
+    return 1 if failed else 0
+
+
+def run_group_report(flairs: Sequence[BIDSFile], plan: ReportPlan) -> int:
+    """``OUT/group.html``; returns 1 if it could not be written, else 0."""
+    start = time.perf_counter()
+    text = described_outputs(plan.output_dir, flairs)
+    try:
+        path = write_group_report(
+            plan.output_dir,
+            command=plan.command,
+            run_id=plan.run_id,
+            methods_text=text.with_citations(),
+        )
+    except (OSError, ValueError, KeyError) as err:
+        LOGGER.error("group report not written: %s: %s", type(err).__name__, err)
+        return 1
+    LOGGER.info("group report: %s (%.1f s)", path, time.perf_counter() - start)
+    return 0
