@@ -25,12 +25,20 @@ msxai "$BIDS" "$OUT" group --train --trials 1 --epochs 10 --batch-size 2 -w "$DE
     --nprocs "$NPROCS" --skip-bids-validation
 column -t -s $'\t' "$OUT/group/performance.tsv"
 
-step "Group level: analyses of every model's heatmaps (mean maps, regions, lesions)"
+step "Group level: analyses of every model's heatmaps (mean maps, regions, lesions), group report"
 msxai "$BIDS" "$OUT" group -w "$DEMO/work" --skip-bids-validation
 
 step "The demo model on this cohort, which it has never seen"
 column -t -s $'\t' "$OUT/group/model-demomodel_classification.tsv"
 column -t -s $'\t' "$OUT/group/model-demomodel_desc-lrpepsilon_lesions.tsv"
 
+step "Participant reports again: every model's heatmaps (the holdout's too) on one colour scale"
+msxai "$BIDS" "$OUT" participant --reports-only --skip-bids-validation
+
 step "Outputs"
-find "$OUT" -type f -not -path '*/logs/*' | sort
+find "$OUT" -type f -not -path '*/logs/*' -not -path '*/figures/*' | sort
+
+step "Reports (open them in a browser)"
+echo "participant: $OUT/sub-01.html (one per participant: $OUT/sub-*.html)"
+echo "group:       $OUT/group.html"
+echo "methods:     $OUT/logs/CITATION.md"

@@ -83,21 +83,25 @@ def run_group(config: Config) -> int:
     analysing = plans.analysis_plan(config)
     layout = prepare_layout(config)
     flairs = selected_images(config, layout)
-    status = 0
+    status, explained, reporting = 0, [], plans.report_plan(config)
     if training is not None:
-        status = train(layout, flairs, *training)
-        if status is None:
+        trained = train(layout, flairs, *training)
+        if trained is None:
             return 0
+        status, explained = trained
     status = max(status, analysis.run(flairs, analysing))
-    return max(status, report.run_group_report(flairs, plans.report_plan(config)))
+    if explained:  # the held-out participants' reports show the new model's heatmaps too
+        status = max(status, report.run_participant_reports(explained, flairs, reporting))
+    return max(status, report.run_group_report(flairs, reporting))
 
 
 def train(
     layout: BIDSLayout, flairs: list[BIDSFile], plan: TrainingPlan, explaining: ExplanationPlan
-) -> int | None:
+) -> tuple[int, list[BIDSFile]] | None:
     """Train and evaluate the models, then explain the held-out images with the best one.
 
-    Returns the explanation's status, or None in the ``torchrun`` processes other than rank 0.
+    Returns the explanation's status and the images it explained, or None in the ``torchrun``
+    processes other than rank 0.
     """
     from msxai_bids.stages import explanation, training  # torch loads only when training
 
@@ -106,4 +110,4 @@ def train(
         return None
     holdout = [layout.get_file(Path(layout.root) / source) for source in outcome.holdout]
     LOGGER.info("explaining %d held-out image(s) with %s", len(holdout), outcome.model)
-    return explanation.run(holdout, outcome.model, explaining)
+    return explanation.run(holdout, outcome.model, explaining), holdout

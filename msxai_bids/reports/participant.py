@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nb
@@ -31,7 +31,8 @@ class ReportContext:
     """What every report shows besides the participant's own files.
 
     ``scales`` maps (model, method) to the symmetric colour limit shared by all participants;
-    ``methods_text`` holds the paragraphs of :mod:`msxai_bids.reports.citation`.
+    ``methods_text`` holds the paragraphs of :mod:`msxai_bids.reports.citation`; ``crashes``
+    maps a raw image (relative path) to its crash files: name, failed node and last line.
     """
 
     output_dir: Path
@@ -39,6 +40,7 @@ class ReportContext:
     run_id: str
     scales: Mapping[tuple[str, str], float]
     methods_text: tuple[str, ...] = ()
+    crashes: Mapping[str, list[dict]] = field(default_factory=dict)
 
 
 def heatmap_scale(heatmaps: Sequence[Path]) -> float:
@@ -62,20 +64,6 @@ def heatmap_scales(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[tuple[s
             meta = json.loads(bids.sidecar_path(path).read_text())
             grouped.setdefault((meta["ModelName"], meta["Method"]), []).append(path)
     return {key: heatmap_scale(paths) for key, paths in sorted(grouped.items())}
-
-
-def crash_files(output_dir: Path, flair: BIDSFile) -> list[dict]:
-    """The Nipype crash files of this image's workflow in ``OUT/logs``, with their first lines."""
-    from msxai_bids.workflows.base import flair_workflow_name
-
-    node = f".{flair_workflow_name(flair)}."
-    found = []
-    for crash in sorted((output_dir / derivatives.LOGS_DIR).glob("crash-*.txt")):
-        text = crash.read_text(errors="replace")
-        lines = [line for line in text.splitlines() if line.strip()]
-        if lines and node in lines[0]:
-            found.append({"file": crash.name, "node": lines[0], "reason": lines[-1]})
-    return found
 
 
 def registration_section(output_dir: Path, flair: BIDSFile) -> dict:
@@ -184,7 +172,7 @@ def image_block(context: ReportContext, flair: BIDSFile) -> dict:
         "models": prediction_sections(context, flair)
         if derivatives.find(output_dir, "preproc", entities)
         else [],
-        "errors": crash_files(output_dir, flair),
+        "errors": context.crashes.get(flair.relpath, []),
     }
 
 

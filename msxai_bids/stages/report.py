@@ -56,6 +56,26 @@ def described_outputs(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
     return text
 
 
+def crash_files(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[str, list[dict]]:
+    """The Nipype crash files in ``OUT/logs`` of each image's workflow, by the image's path."""
+    from msxai_bids.workflows.base import flair_workflow_name
+
+    crashes = [
+        [line for line in crash.read_text(errors="replace").splitlines() if line.strip()]
+        + [crash.name]
+        for crash in sorted((output_dir / derivatives.LOGS_DIR).glob("crash-*.txt"))
+    ]
+    found: dict[str, list[dict]] = {}
+    for flair in flairs:
+        node = f".{flair_workflow_name(flair)}."
+        found[flair.relpath] = [
+            {"file": lines[-1], "node": lines[0], "reason": lines[-2]}
+            for lines in crashes
+            if len(lines) > 2 and node in lines[0]
+        ]
+    return found
+
+
 def run_participant_reports(
     flairs: Sequence[BIDSFile], everyone: Sequence[BIDSFile], plan: ReportPlan
 ) -> int:
@@ -71,6 +91,7 @@ def run_participant_reports(
         plan.run_id,
         heatmap_scales(plan.output_dir, everyone),
         tuple(text.with_citations()),
+        crash_files(plan.output_dir, flairs),
     )
     failed = 0
     by_subject = sorted(flairs, key=lambda f: (f.entities["subject"], f.relpath))
