@@ -3,7 +3,8 @@
 ``data/derivative_inventory.txt`` was recorded from the code before the derivative names moved
 into one table (:mod:`msxai_bids.derivatives`) and re-recorded once, deliberately, when the group
 analyses added their outputs, the ``model-`` entity (two models' heatmaps of one participant no
-longer overwrite each other) and the field-of-view mask. A change that renames, drops or adds a
+longer overwrite each other) and the field-of-view mask, and again when the HTML reports added
+``sub-<L>.html``, ``group.html`` and their figures. A change that renames, drops or adds a
 file fails here. Set ``MSXAI_RECORD_INVENTORY=1`` to rewrite the record after an intended change.
 """
 
