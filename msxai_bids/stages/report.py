@@ -34,8 +34,8 @@ class ReportPlan:
     run_id: str = ""
 
 
-def described_outputs(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
-    """The methods text of what OUT holds for ``flairs``, written to ``logs/CITATION.*``."""
+def write_methods_text(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
+    """Write ``logs/CITATION.*``, the methods text of what OUT holds for ``flairs``; return it."""
     methods, models, atlases, lesion_fill = {}, set(), set(), False
     for flair in flairs:
         lesion_fill |= derivatives.find(output_dir, "lesionfilled", flair.entities) is not None
@@ -84,7 +84,7 @@ def run_participant_reports(
     Returns 1 if any report could not be written, else 0.
     """
     start = time.perf_counter()
-    text = described_outputs(plan.output_dir, everyone)
+    text = write_methods_text(plan.output_dir, everyone)
     context = ReportContext(
         plan.output_dir,
         plan.command,
@@ -110,7 +110,7 @@ def run_participant_reports(
 def run_group_report(flairs: Sequence[BIDSFile], plan: ReportPlan) -> int:
     """``OUT/group.html``; returns 1 if it could not be written, else 0."""
     start = time.perf_counter()
-    text = described_outputs(plan.output_dir, flairs)
+    text = write_methods_text(plan.output_dir, flairs)
     try:
         path = write_group_report(
             plan.output_dir,
