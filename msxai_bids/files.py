@@ -14,17 +14,27 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Create ``path`` through ``write(tmp_path)`` and a rename; return ``path``.
 
     The temporary file keeps ``path``'s name as its ending, so writers that choose a format
-    by extension (``nb.save``, ``.nii.gz``) write the right one.
+    by extension (``nb.save``, ``.nii.gz``) write the right one. It gets the mode a plain
+    ``open`` would give (0666 less the umask): ``mkstemp``'s private 0600 would hide the
+    outputs from the user's group and from a host user when a container ran as root.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
