@@ -52,8 +52,11 @@ def expected_outputs() -> set[str]:
             f"{anat}_{SPACE}_model-model_atlas-JuelichWM_{regions}_statmap.tsv",
             f"{anat}_{SPACE}_model-model_atlas-JuelichWM_{regions}bilateral_statmap.tsv",
             f"{anat}_model-model_predictions.tsv",
+            f"{folder}/figures/{prefix}_{SPACE}_desc-mosaic_FLAIR.png",
+            f"{folder}/figures/{prefix}_{SPACE}_{stat}_statmap.png",
+            f"{folder}/figures/{prefix}_{SPACE}_{stat}_statmap.html",
         }
-    return names
+    return names | {"sub-a.html", "sub-b.html"}
 
 
 def run_participant_level(bids_dir: Path, out: Path, work: Path, model: Path) -> int:
@@ -160,8 +163,9 @@ def sha256_of(out: Path) -> dict[str, str]:
 def test_rerun_is_bit_identical(inputs, first_run, tmp_path):
     """The same input and ``--seed`` into a fresh OUT and work dir give the same bytes.
 
-    No output is exempt: no file carries a time (NIfTI gzip headers have mtime 0, the PNG
-    figures no ``tIME`` chunk, the sidecars and ``dataset_description.json`` no date).
+    No file carries a time (NIfTI gzip headers have mtime 0, the PNG figures no ``tIME``
+    chunk, the sidecars and ``dataset_description.json`` no date). Only the reports
+    (``sub-<L>.html``) differ, by design: they state the run id and the command, with its OUT.
     """
     bids_dir, model = inputs
     _, out = first_run
@@ -169,5 +173,7 @@ def test_rerun_is_bit_identical(inputs, first_run, tmp_path):
     assert code == 0
     first, second = sha256_of(out), sha256_of(tmp_path / "out")
     assert first.keys() == second.keys()
+    for report in ("sub-a.html", "sub-b.html"):
+        del first[report], second[report]
     differing = sorted(name for name in first if first[name] != second[name])
     assert differing == [], "differ between two runs:\n" + "\n".join(differing)

@@ -154,7 +154,8 @@ def slice_viewer(
     """nilearn's interactive slice viewer as one self-contained HTML file.
 
     nilearn's page links its favicon on the web; the link is removed so that opening the
-    viewer makes no network request.
+    viewer makes no network request. Its random element ids are replaced by a fixed one, so
+    that the same map gives the same file.
     """
     from nilearn import plotting
 
@@ -163,4 +164,7 @@ def slice_viewer(
         cmap=RELEVANCE_CMAP, black_bg=False, dim=0, title=None,
     )  # fmt: skip
     page = re.sub(r'<link rel="icon"[^>]*>', "", view.get_standalone())
+    viewer_id = re.search(r"div_viewer-([0-9a-f]+)", page)
+    if viewer_id:  # a random uuid per call; the page alone needs no unique one
+        page = page.replace(viewer_id.group(1), "msxai")
     return atomic_write(out_file, lambda tmp: tmp.write_text(page))
