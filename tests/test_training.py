@@ -151,6 +151,14 @@ def test_processes_share_an_epoch_in_equal_parts():
     assert torch.equal(shard(order, Processes()), order)
 
 
+def test_a_process_without_a_gpu_of_its_own_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert distributed.select_device("cuda", Processes(local_rank=0, world_size=2)).index == 0
+    with pytest.raises(RuntimeError, match="process 1 of this machine has no GPU of its own"):
+        distributed.select_device("auto", Processes(rank=1, local_rank=1, world_size=2))
+
+
 def lesion_cohort(n: int, seed: int) -> LabelledVolumes:
     """Brain-like volumes of the smallest size the paper's network takes; patients (every
     second image) carry eight bright 6-voxel cubes, like large lesions."""

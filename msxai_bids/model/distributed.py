@@ -66,6 +66,12 @@ def select_device(requested: str, processes: Processes) -> torch.device:
     use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was requested but no CUDA device is available")
+    if use_cuda and processes.local_rank >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"training process {processes.local_rank} of this machine has no GPU of its own: "
+            f"{torch.cuda.device_count()} visible; start at most that many processes per machine "
+            "(torchrun --nproc-per-node)"
+        )
     return torch.device("cuda", processes.local_rank) if use_cuda else torch.device("cpu")
 
 
