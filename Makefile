@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check msxai_bids tests benchmarks
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/bosh validate boutiques.json
+	$(BIN)/bosh validate --bids boutiques.json
 
 clean-demo:
 	rm -rf demo
