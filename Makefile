@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint clean-demo
+.PHONY: install demo test test-fast lint clean-demo image image-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,11 @@ lint: $(STAMP)
 
 clean-demo:
 	rm -rf demo
+
+# The container image, built with buildah (no Docker engine needed); see scripts/image.sh.
+image:
+	bash scripts/image.sh
+
+# Build, then run the participant level inside the image as an arbitrary user.
+image-test: image
+	bash scripts/image_test.sh
