@@ -102,6 +102,17 @@ def random_volumes(n: int, seed: int) -> torch.Tensor:
     return torch.rand(n, 1, *CNN_GRID.shape, generator=torch.Generator().manual_seed(seed))
 
 
+def seeded_network(name: str, device: torch.device) -> torch.nn.Module:
+    """A freshly initialised network, the same for the same name."""
+    torch.manual_seed(0)
+    return NETWORKS[name]().to(device)
+
+
+def parameters_of(network: torch.nn.Module) -> torch.Tensor:
+    """All parameters, flattened into one vector."""
+    return torch.cat([p.detach().reshape(-1) for p in network.parameters()])
+
+
 def check_agreement(device: torch.device, n: int) -> None:
     """The device's heatmaps of ``n`` volumes equal the CPU's in float64, for both networks."""
     if device.type == "cpu":
@@ -114,7 +125,6 @@ def check_agreement(device: torch.device, n: int) -> None:
         methods = ["lrp-epsilon", "gradient-input"]
         on_cpu = explain(network, volumes, methods, batch_size=n)
         on_device = explain(network.to(device), volumes, methods, batch_size=n)
-        network.cpu()
         for method in methods:
             scale = abs(on_cpu.relevance[method]).max()
             difference = abs(on_cpu.relevance[method] - on_device.relevance[method]).max()
@@ -133,8 +143,7 @@ def check_explain(device: torch.device, volumes: int, batch_sizes: list[int]) ->
     LRP-ε is timed a second time with cuDNN's autotuner on (``cudnn.benchmark``), which the
     participant level does not set.
     """
-    torch.manual_seed(0)
-    network = NETWORKS["fast"]().to(device).eval()
+    network = seeded_network("fast", device).eval()
     data = random_volumes(volumes, seed=2)
     explain(network, data[:1], ["lrp-epsilon"])  # warm-up: kernels chosen, memory reserved
     runs = [("lrp-epsilon", False), ("gradient-input", False), ("smoothgrad", False)]
@@ -191,17 +200,6 @@ def timed_fit(
         network, *data, settings, penalty=l2_penalty, seed=0, device=device, processes=processes
     )
     return float(result.history["seconds"].iloc[1:].median())  # the first epoch warms up
-
-
-def seeded_network(name: str, device: torch.device) -> torch.nn.Module:
-    """A freshly initialised network, the same for the same name."""
-    torch.manual_seed(0)
-    return NETWORKS[name]().to(device)
-
-
-def parameters_of(network: torch.nn.Module) -> torch.Tensor:
-    """All parameters, flattened into one vector."""
-    return torch.cat([p.detach().reshape(-1) for p in network.parameters()])
 
 
 def check_train(device: torch.device, n_train: int, epochs: int) -> None:
