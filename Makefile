@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' msxai_bids/__init__.py)
+IMAGE ?= msxai/msxai:$(VERSION)
 
 .PHONY: install demo test test-fast lint clean-demo image image-test
 
@@ -33,8 +35,8 @@ clean-demo:
 
 # The container image, built with buildah (no Docker engine needed); see scripts/image.sh.
 image:
-	bash scripts/image.sh
+	IMAGE=$(IMAGE) bash scripts/image.sh
 
 # Build, then run the participant level inside the image as an arbitrary user.
 image-test: image
-	bash scripts/image_test.sh
+	IMAGE=$(IMAGE) bash scripts/image_test.sh

@@ -7,7 +7,7 @@
 # They reach only the build's RUN steps, never the image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IMAGE=${IMAGE:-msxai/msxai:$(sed -n 's/^__version__ = "\(.*\)"/\1/p' msxai_bids/__init__.py)}
+IMAGE=${IMAGE:?name the image, e.g. IMAGE=msxai/msxai:0.1.0 (make sets it)}
 BASE=debian:bookworm-slim
 
 if ! buildah inspect --type image "$BASE" >/dev/null 2>&1 \
@@ -24,5 +24,6 @@ fi
 
 started=$(date +%s)
 # shellcheck disable=SC2086
-buildah bud --isolation chroot --pull=never --layers --tag "$IMAGE" ${IMAGE_BUILD_OPTIONS:-} .
+buildah bud --isolation chroot --pull=never --layers --tag "$IMAGE" --build-arg "VERSION=${IMAGE##*:}" \
+    ${IMAGE_BUILD_OPTIONS:-} .
 echo "built $IMAGE in $(($(date +%s) - started)) s"

@@ -4,7 +4,7 @@
 # outputs; then print the image's size. Runs with buildah (no Docker engine needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IMAGE=${IMAGE:-msxai/msxai:$(sed -n 's/^__version__ = "\(.*\)"/\1/p' msxai_bids/__init__.py)}
+IMAGE=${IMAGE:?name the image, e.g. IMAGE=msxai/msxai:0.1.0 (make sets it)}
 data=$(mktemp -d)
 chmod 0777 "$data"
 container=$(buildah from --pull=never "$IMAGE")
