@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pytest
+
+from msxai_bids.workflows.preprocessing import ITK_THREADS
+
+# ITK steps that tests call in this process use the preprocessing stage's thread count. With two
+# threads Mattes mutual information sums its samples in a varying order, so a registration
+# depends on the machine's load: a posed Colin27 scan moved by 2.3 mm at its worst voxel on a
+# busy machine, where one thread gives the same result every time.
+os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
 
 
 def write_minimal_bids(
