@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -200,3 +201,18 @@ def test_participant_level_checks_the_atlas_before_preprocessing(tiny_bids, tmp_
     assert code == 64
     assert "unknown --atlas" in capsys.readouterr().err
     assert not list(out.glob("sub-*"))  # nothing was preprocessed
+
+
+def test_participant_level_loads_the_whole_model_before_preprocessing(tiny_bids, tmp_path, capsys):
+    model = save_model(tmp_path / "model", seeded_network(SixtyFourNet), ModelCard("MS", "HC"))
+    weights = model.with_suffix(".safetensors")
+    weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    model.with_suffix(".json").write_text(json.dumps(card))
+    out = tmp_path / "out"
+    args = [str(tiny_bids), str(out), "participant", "--skip-bids-validation", "--model"]
+    assert main([*args, str(model)]) == 66
+    err = capsys.readouterr().err
+    assert f"{weights}: not a readable safetensors file" in err and "Traceback" not in err
+    assert not list(out.glob("sub-*"))

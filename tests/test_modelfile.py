@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 
@@ -128,3 +129,12 @@ def test_loading_never_unpickles(saved, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     assert load_model(card_path)[1].positive_label == "MS"
+
+
+def test_unreadable_weights_under_a_valid_card_are_refused_naming_the_file(saved):
+    _, card_path = saved
+    weights = card_path.with_suffix(".safetensors")
+    weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    _edit_card(card_path, weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest())
+    with pytest.raises(ModelFileError, match=r"\.safetensors.*not a readable safetensors file"):
+        load_model(card_path)

@@ -40,10 +40,11 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
 
 
 def run_participant(config: Config) -> int:
-    """Participant level: preprocess every selected image, then, with ``--model``, explain it,
-    then write each subject's report (``--reports-only``: the reports alone).
+    """Participant level: check the selected images, preprocess those that pass, then, with
+    ``--model``, explain them, then write each subject's report (``--reports-only``: the
+    reports alone).
 
-    Returns 1 if any image failed in any stage, else 0.
+    Returns 1 if any image was rejected or failed in any stage, else 0.
     """
     from msxai_bids.stages import preprocessing, report
 
@@ -56,7 +57,10 @@ def run_participant(config: Config) -> int:
     bids.write_dataset_description(config.output_dir, config.bids_dir)
     status = 0
     if not config.reports_only:
-        status = preprocessing.run(layout, flairs, plans.preprocessing_plan(config))
+        images = preprocessing.screen(layout, flairs, lesion_fill=config.lesion_fill)
+        status = int(len(images) < len(flairs))
+        flairs = [flair for flair, _ in images]
+        status = max(status, preprocessing.run(images, plans.preprocessing_plan(config)))
     if explaining is not None:
         from msxai_bids.stages import explanation
 

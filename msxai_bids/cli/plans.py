@@ -37,11 +37,14 @@ def plan_from(config: Config, plan: type[Plan], **values: Any) -> Plan:
 
 
 def check_model(path: Path, option: str) -> str:
-    """Read a model's card; return its identifier. An unusable file is a missing input (66)."""
-    from msxai_bids.model.modelfile import ModelFileError, read_card
+    """Load a model file whole (card, checksum, weights); return its identifier.
+
+    An unusable file is a missing input (66), found before any image is preprocessed.
+    """
+    from msxai_bids.model.modelfile import ModelFileError, load_model
 
     try:
-        return read_card(path).model_id
+        return load_model(path)[1].model_id
     except ModelFileError as err:
         raise NoInputError(f"{option}: {err}") from err
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
@@ -230,9 +231,13 @@ def load_model(
         raise ModelFileError(weights_path, f"cannot read model weights ({error})") from error
     if hashlib.sha256(data).hexdigest() != card.weights_sha256:
         raise ModelFileError(weights_path, "SHA-256 differs from the model card: file altered")
+    try:
+        weights = load_safetensors(data)
+    except SafetensorError as error:
+        raise ModelFileError(weights_path, f"not a readable safetensors file ({error})") from error
     model = NETWORKS[implementation]()
     try:
-        model.load_state_dict(load_safetensors(data))
+        model.load_state_dict(weights)
     except (RuntimeError, ValueError) as error:
         reason = f"weights do not fit {ARCHITECTURE} ({error})"
         raise ModelFileError(weights_path, reason) from error

@@ -15,7 +15,8 @@ from pathlib import Path
 from bids.layout import BIDSFile, BIDSLayout
 from nipype.pipeline import engine as pe
 
-from msxai_bids import bids, derivatives
+from msxai_bids import bids, derivatives, inputs
+from msxai_bids.errors import NoInputError
 from msxai_bids.workflows.base import init_participant_wf
 from msxai_bids.workflows.preprocessing import ITK_THREADS
 
@@ -77,24 +78,35 @@ def report_failures(crash_files: list[Path]) -> int:
     return 1 if crash_files else 0
 
 
-def with_lesion_masks(
+def screen(
     layout: BIDSLayout, flairs: Sequence[BIDSFile], *, lesion_fill: bool
 ) -> list[tuple[BIDSFile, str | None]]:
-    """Each image with its lesion mask (None without one), logged."""
-    images = []
+    """Each image that passes the input checks, with its lesion mask (None without one).
+
+    A rejected image is logged in one line naming the file and the problem; its participant
+    gets no outputs. Raises :class:`NoInputError` when no image is usable.
+    """
+    masks = {}
     for flair in flairs:
-        mask = bids.find_lesion_mask(layout, flair)
-        LOGGER.info("%s; lesion mask: %s", flair.relpath, mask or "none")
-        if lesion_fill and mask is None:
+        masks[flair.path] = bids.find_lesion_mask(layout, flair)
+        LOGGER.info("%s; lesion mask: %s", flair.relpath, masks[flair.path] or "none")
+        if lesion_fill and masks[flair.path] is None:
             LOGGER.warning("--lesion-fill: no lesion mask for %s, not filled", flair.relpath)
-        images.append((flair, mask))
-    return images
+    usable, rejected = inputs.screen(list(masks.items()))
+    for rejection in rejected:
+        LOGGER.error("rejected %s", rejection)
+    if not usable:
+        raise NoInputError(f"none of the {len(flairs)} selected image(s) is usable")
+    if rejected:
+        LOGGER.error("%d image(s) rejected; the others go on", len(rejected))
+    by_path = {flair.path: flair for flair in flairs}
+    return [(by_path[path], mask) for path, mask in usable]
 
 
-def run(layout: BIDSLayout, flairs: Sequence[BIDSFile], plan: PreprocessingPlan) -> int:
-    """Preprocess every image in ``flairs``; return 1 if any failed, else 0."""
+def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) -> int:
+    """Preprocess every ``(image, lesion mask)`` pair; return 1 if any failed, else 0."""
     workflow = init_participant_wf(
-        images=with_lesion_masks(layout, flairs, lesion_fill=plan.lesion_fill),
+        images=list(images),
         output_dir=plan.output_dir,
         work_dir=plan.work_dir,
         lesion_fill=plan.lesion_fill,
