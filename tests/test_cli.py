@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +218,51 @@ def test_participant_level_loads_the_whole_model_before_preprocessing(tiny_bids,
     err = capsys.readouterr().err
     assert f"{weights}: not a readable safetensors file" in err and "Traceback" not in err
     assert not list(out.glob("sub-*"))
+
+
+def test_output_directory_that_is_a_file_exits_64(tiny_bids, tmp_path, capsys):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file")
+    assert main([str(tiny_bids), str(blocker), "participant"]) == 64
+    assert f"output directory {blocker} is a file" in capsys.readouterr().err
+    code = main([str(tiny_bids), str(blocker / "deeper"), "participant"])
+    assert code == 64
+    err = capsys.readouterr().err
+    assert f"output directory {blocker / 'deeper'} cannot be created: {blocker} is a file" in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_or_work_directory_exits_64(tiny_bids, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    assert main([str(tiny_bids), str(locked / "out"), "participant"]) == 64
+    assert f"cannot be written: no write permission on {locked}" in capsys.readouterr().err
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "-w", str(locked / "w")])
+    assert code == 64
+    assert f"work directory {locked / 'w'} cannot be written" in capsys.readouterr().err
+
+
+def test_output_inside_bids_but_not_under_derivatives_exits_64(tiny_bids, capsys):
+    assert main([str(tiny_bids), str(tiny_bids / "results"), "participant"]) == 64
+    assert "lies inside the BIDS directory" in capsys.readouterr().err
+    config = make_config([str(tiny_bids), str(tiny_bids / "derivatives" / "msxai"), "participant"])
+    assert config.output_dir == tiny_bids / "derivatives" / "msxai"
+
+
+def test_a_full_disk_is_one_line_and_exit_1(tiny_bids, tmp_path, capsys, monkeypatch):
+    from msxai_bids import bids
+
+    def full(output_dir, bids_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", str(output_dir))
+
+    monkeypatch.setattr(bids, "write_dataset_description", full)
+    out = tmp_path / "out"
+    args = [str(tiny_bids), str(out), "participant", "--skip-bids-validation"]
+    assert main([*args, "-w", str(tmp_path / "work")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot go on: [Errno 28] No space left on device: '{out}'" in err
+    assert "Traceback" not in err
+    (log,) = (out / "logs").glob("msxai-*.log")
+    assert "Traceback" in log.read_text()  # the details stay in the log

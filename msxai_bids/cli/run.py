@@ -7,6 +7,7 @@ valid, so that ``--help`` and usage errors answer at once.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -47,10 +48,31 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
         raise UsageError(
             f"the work directory {args.work_dir} must not lie inside the BIDS directory"
         )
+    refuse_unusable_dir(args.output_dir, "output directory")
+    refuse_unusable_dir(args.work_dir, "work directory")
+    inside = args.output_dir.resolve()
+    if inside.is_relative_to(args.bids_dir.resolve()) and not inside.is_relative_to(
+        (args.bids_dir / "derivatives").resolve()
+    ):
+        raise UsageError(
+            f"the output directory {args.output_dir} lies inside the BIDS directory; "
+            "put it under derivatives/ or outside"
+        )
     if args.model is not None:
         args.model = args.model.absolute()
     args.command = shlex.join(["msxai", *(sys.argv[1:] if argv is None else argv)])
     return Config.from_namespace(args)
+
+
+def refuse_unusable_dir(path: Path, what: str) -> None:
+    """Refuse a folder msxai would have to create or write into but cannot: a file in its place
+    or on its way, or a nearest existing folder that this user cannot write."""
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise UsageError(f"{what} {path} {where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path} cannot be written: no write permission on {existing}")
 
 
 @contextmanager
@@ -60,7 +82,6 @@ def logging_to(config: Config, log_file: Path) -> Iterator[None]:
     The handlers are removed and closed on the way out, so that a second run in the same process
     (tests, notebooks) writes to its own console and log file, not to the first one's.
     """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s | %(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if config.verbose else logging.INFO)
@@ -87,6 +108,11 @@ def run(config: Config) -> int:
     from msxai_bids.cli.levels import run_group, run_participant
 
     log_file = derivatives.log_file(config.output_dir, "msxai", config.run_id, ".log")
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"msxai: error: cannot create the log folder: {err}", file=sys.stderr)
+        return 1
     with logging_to(config, log_file):
         LOGGER.info("msxai %s, run %s; log at %s", __version__, config.run_id, log_file)
         try:
@@ -96,6 +122,10 @@ def run(config: Config) -> int:
         except MsxaiError as err:
             LOGGER.error("%s", err)
             code = err.exit_code
+        except OSError as err:  # a full disk, a folder gone read-only: the system's own words
+            LOGGER.debug("the system refused a file operation", exc_info=True)
+            LOGGER.error("cannot go on: %s (details in %s)", err, log_file)
+            code = 1
         LOGGER.info("msxai finished, exit code %d", code)
     return code
 
