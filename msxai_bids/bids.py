@@ -7,6 +7,7 @@ their required fields, TSV conventions, the dataset description and ``.bidsignor
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -20,10 +21,11 @@ from typing import Any
 import nibabel as nb
 import pandas as pd
 from bids.layout import BIDSFile, BIDSLayout, parse_file_entities
+from bids.layout.models import Config as EntityConfig
 
 from msxai_bids import __version__, derivatives
 from msxai_bids.config import filtered_contrast
-from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError
+from msxai_bids.errors import BidsInvalidError, NoInputError, NothingSelectedError, UsageError
 from msxai_bids.files import atomic_write, write_json
 from msxai_bids.grid import CNN_GRID
 
@@ -88,6 +90,31 @@ def load_layout(bids_dir: Path, output_dir: Path) -> BIDSLayout:
         if (p / "dataset_description.json").is_file() and p.resolve() != output_dir.resolve()
     ]
     return BIDSLayout(bids_dir, validate=False, derivatives=derivatives or False)
+
+
+#: The queries a ``--bids-filter-file`` may hold: msxai reads one image per participant.
+FILTER_QUERIES = ("flair",)
+
+
+def check_filters(bids_filters: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse queries and entities pybids would ignore or fail on, naming the likely intent.
+
+    pybids raises on an unknown entity only deep inside a query, and msxai would silently skip
+    an unknown query name: both are usage errors (64), found before anything runs.
+    """
+    for query, filters in bids_filters.items():
+        if query not in FILTER_QUERIES:
+            raise UsageError(
+                f"--bids-filter-file: unknown query {query!r}; msxai reads {FILTER_QUERIES}"
+            )
+        known = set(EntityConfig.load("bids").entities)
+        for entity in filters:
+            if entity not in known:
+                close = difflib.get_close_matches(entity, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(
+                    f"--bids-filter-file: {query!r} filters on unknown entity {entity!r}{hint}"
+                )
 
 
 def collect_images(

@@ -266,3 +266,24 @@ def test_a_full_disk_is_one_line_and_exit_1(tiny_bids, tmp_path, capsys, monkeyp
     assert "Traceback" not in err
     (log,) = (out / "logs").glob("msxai-*.log")
     assert "Traceback" in log.read_text()  # the details stay in the log
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (
+            {"flair": {"acqusition": "3D"}},
+            "unknown entity 'acqusition' (did you mean 'acquisition'?)",
+        ),
+        ({"flair": {"suffix": "FLAIR"}, "t2w": {"run": 1}}, "unknown query 't2w'"),
+    ],
+)
+def test_filter_file_typos_exit_64_naming_the_key(tiny_bids, tmp_path, capsys, filters, message):
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps(filters))
+    code = main(
+        [str(tiny_bids), str(tmp_path / "out"), "participant", "--bids-filter-file", str(path)]
+    )
+    assert code == 64
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

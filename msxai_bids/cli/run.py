@@ -48,6 +48,10 @@ def make_config(argv: Sequence[str] | None = None) -> Config:
         raise UsageError(
             f"the work directory {args.work_dir} must not lie inside the BIDS directory"
         )
+    if args.bids_filters:
+        from msxai_bids.bids import check_filters  # pybids loads only for a filter file
+
+        check_filters(args.bids_filters)
     refuse_unusable_dir(args.output_dir, "output directory")
     refuse_unusable_dir(args.work_dir, "work directory")
     inside = args.output_dir.resolve()
