@@ -270,3 +270,19 @@ def test_sink_writes_required_sidecar_without_metadata(tiny_bids, tmp_path):
         "Sources": ["bids:raw:sub-01/anat/sub-01_FLAIR.nii.gz"],
         "Resolution": CNN_GRID.description,
     }
+
+
+def test_unknown_label_values_are_a_warning_that_lists_them(tmp_path, caplog):
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tdiagnosis\nsub-1\tMS\nsub-2\tHC\nsub-3\tms\nsub-4\tRRMS\nsub-5\t\n"
+        "sub-6\tRRMS\n"
+    )
+    with caplog.at_level(logging.INFO, logger="msxai.group"):
+        targets = read_labels(tmp_path, "diagnosis", "MS", "HC")
+    assert targets.to_dict() == {"sub-1": 1, "sub-2": 0}
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "4 participant(s) left out: diagnosis is neither 'MS' nor 'HC' but '(empty)' × 1, "
+        "'RRMS' × 2, 'ms' × 1 (sub-3, sub-4, sub-5, sub-6); "
+        "set --positive-label/--negative-label to use them"
+    )

@@ -59,17 +59,30 @@ def read_labels(bids_dir: Path, column: str, positive: str, negative: str) -> pd
         if not (values == label).any():
             found = ", ".join(sorted(set(values)))
             raise UsageError(f"no participant has {column} = {label!r} (values: {found})")
-    kept = values[values.isin([positive, negative])]
+    known = values.isin([positive, negative])
+    kept = values[known]
     LOGGER.info(
-        "labels from %s: %d %s, %d %s, %d others left out",
+        "labels from %s: %d %s, %d %s",
         column,
         (kept == positive).sum(),
         positive,
         (kept == negative).sum(),
         negative,
-        len(values) - len(kept),
     )
+    if not known.all():
+        LOGGER.warning("%s", left_out_message(values[~known], column, positive, negative))
     return (kept == positive).astype(int)
+
+
+def left_out_message(others: pd.Series, column: str, positive: str, negative: str) -> str:
+    """Which participants the labels leave out, counted per value (``ms``, ``RRMS``, empty)."""
+    counts = others.replace("", "(empty)").value_counts().sort_index()
+    values = ", ".join(f"{value!r} × {n}" for value, n in counts.items())
+    who = ", ".join(others.index[:10]) + (", …" if len(others) > 10 else "")
+    return (
+        f"{len(others)} participant(s) left out: {column} is neither {positive!r} nor "
+        f"{negative!r} but {values} ({who}); set --positive-label/--negative-label to use them"
+    )
 
 
 def label_description(bids_dir: Path, column: str) -> dict:
