@@ -76,6 +76,7 @@ class Config:
     audit: bool = False
     audit_size: int = 10
     reports_only: bool = False
+    force: bool = False
     command: str = ""
     run_id: str = field(default_factory=_new_run_id)
 

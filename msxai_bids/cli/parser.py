@@ -294,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     other = parser.add_argument_group("other")
     other.add_argument(
+        "--force",
+        action="store_true",
+        help="preprocess again the images whose completion record (OUTPUT_DIR/logs/completed) "
+        "says they are done with these inputs, options and msxai version",
+    )
+    other.add_argument(
         "-v",
         "--verbose",
         dest="verbose",

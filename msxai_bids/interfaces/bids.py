@@ -57,6 +57,9 @@ class DerivativesDataSink(SimpleInterface):
 
     input_spec = _DerivativesDataSinkInputSpec
     output_spec = _DerivativesDataSinkOutputSpec
+    # A rerun writes the file again even when Nipype's cache holds the node's result: the
+    # output may have been deleted since (an incomplete image loses its outputs).
+    _always_run = True
 
     def _run_interface(self, runtime):
         source = parse_file_entities(self.inputs.source_file)

@@ -15,9 +15,9 @@ from pathlib import Path
 from bids.layout import BIDSFile, BIDSLayout
 from nipype.pipeline import engine as pe
 
-from msxai_bids import bids, derivatives, inputs
+from msxai_bids import bids, completion, derivatives, inputs
 from msxai_bids.errors import NoInputError
-from msxai_bids.workflows.base import init_participant_wf
+from msxai_bids.workflows.base import flair_workflow_name, init_participant_wf
 from msxai_bids.workflows.preprocessing import ITK_THREADS
 
 LOGGER = logging.getLogger("msxai.workflow")
@@ -28,13 +28,16 @@ class PreprocessingPlan:
     """What the preprocessing stage needs to know of the options.
 
     ``nprocs`` images run at once; ``omp_nthreads`` is the OpenMP thread count of each
-    worker; ``mem_gb`` caps the memory MultiProc schedules (None: no cap).
+    worker; ``mem_gb`` caps the memory MultiProc schedules (None: no cap). ``force``
+    recomputes images whose completion record says they are done.
     """
 
+    bids_dir: Path
     output_dir: Path
     work_dir: Path
     lesion_fill: bool = False
     seed: int = 0
+    force: bool = False
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_gb: float | None = None
@@ -66,16 +69,25 @@ def execute(workflow: pe.Workflow, plan: PreprocessingPlan) -> list[Path]:
     return sorted(set(crash_dir.glob("crash-*.txt")) - before)
 
 
-def report_failures(crash_files: list[Path]) -> int:
-    """Log which step of which input failed and why; 0 when none did, else 1."""
+def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[str]:
+    """Log which step of which of ``images`` failed and why; return the failed images' paths.
+
+    Crash files of other images are not this run's: a concurrent job (an array task writing
+    into the same OUT) reports its own.
+    """
+    names = {flair_workflow_name(flair): flair.path for flair in images}
+    failed = set()
     for crash in crash_files:
         lines = [line for line in crash.read_text(errors="replace").splitlines() if line.strip()]
-        node = lines[0].removeprefix("Node: ").split(".", 1)[-1] if lines else crash.name
-        reason = lines[-1].strip() if lines else "unknown error"
-        LOGGER.error("failed: %s — %s (details: %s)", node, reason, crash)
-    if crash_files:
-        LOGGER.error("%d step(s) failed; the other participants were processed", len(crash_files))
-    return 1 if crash_files else 0
+        node = lines[0].removeprefix("Node: ") if lines else ""
+        owners = {path for name, path in names.items() if name in node.split(".")}
+        if owners:
+            reason = lines[-1].strip()
+            LOGGER.error("failed: %s — %s (details: %s)", node.split(".", 1)[-1], reason, crash)
+            failed |= owners
+    if failed:
+        LOGGER.error("%d image(s) failed; the other participants were processed", len(failed))
+    return failed
 
 
 def screen(
@@ -104,12 +116,46 @@ def screen(
 
 
 def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) -> int:
-    """Preprocess every ``(image, lesion mask)`` pair; return 1 if any failed, else 0."""
+    """Preprocess every ``(image, lesion mask)`` pair not already complete; 1 if any failed.
+
+    An image is complete when its record (:mod:`msxai_bids.completion`) matches; the others lose
+    what an earlier run left of them, run, and get a record, or, when they fail, lose their
+    outputs again: a failed image leaves only its crash file.
+    """
+    options = {"seed": plan.seed, "lesion_fill": plan.lesion_fill}
+    expected = {
+        flair.path: completion.fingerprint(
+            plan.bids_dir, [flair.path, *([mask] if mask else [])], options
+        )
+        for flair, mask in images
+    }
+    output_dir = plan.output_dir
+    todo = [
+        (flair, mask)
+        for flair, mask in images
+        if plan.force or not completion.is_complete(output_dir, flair.path, expected[flair.path])
+    ]
+    if len(todo) < len(images):
+        LOGGER.info(
+            "%d image(s) already preprocessed with these inputs and options, skipped "
+            "(--force recomputes them)",
+            len(images) - len(todo),
+        )
+    if not todo:
+        return 0
+    for flair, _ in todo:
+        completion.clear(output_dir, flair.path)
     workflow = init_participant_wf(
-        images=list(images),
-        output_dir=plan.output_dir,
+        images=todo,
+        output_dir=output_dir,
         work_dir=plan.work_dir,
         lesion_fill=plan.lesion_fill,
         seed=plan.seed,
     )
-    return report_failures(execute(workflow, plan))
+    failed = failed_images(execute(workflow, plan), [flair for flair, _ in todo])
+    for flair, _ in todo:
+        if flair.path in failed:
+            completion.clear(output_dir, flair.path)
+        else:
+            completion.complete(output_dir, flair.path, expected[flair.path])
+    return 1 if failed else 0

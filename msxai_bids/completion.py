@@ -1,0 +1,103 @@
+"""Completion records: an image counts as preprocessed only when its record says so.
+
+A run can die anywhere (SIGKILL, a node's time limit, a full disk). Derivative files are each
+written atomically, but a participant's set of files is not: a killed run leaves some of them.
+So the record is written last, after every output of the image exists, and it holds what the
+outputs depend on (msxai's version, the options that change them, the inputs' SHA-256). A rerun
+skips an image whose record matches and whose outputs all exist, and otherwise deletes what
+the image left (stale outputs and the temporary files of interrupted writes) and recomputes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bids.layout import parse_file_entities
+
+from msxai_bids import __version__, derivatives
+from msxai_bids.files import write_json
+
+LOGGER = logging.getLogger("msxai.completion")
+
+#: Folders of an image's derivatives, below its subject (and session) folder.
+OUTPUT_FOLDERS = ("anat", "figures")
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(bids_dir: Path, inputs: list[str], options: Mapping[str, Any]) -> dict[str, Any]:
+    """What an image's outputs depend on: msxai's version, ``options`` and each input's hash
+    (named relative to ``bids_dir``)."""
+    return {
+        "msxai_version": __version__,
+        "options": dict(options),
+        "inputs": {str(Path(p).relative_to(bids_dir)): sha256(p) for p in inputs},
+    }
+
+
+def record_path(output_dir: Path, source: str) -> Path:
+    """The record of the raw image ``source``: ``logs/completed/<its file name>.json``."""
+    name = Path(source).name.removesuffix(".gz").removesuffix(".nii")
+    return output_dir / derivatives.LOGS_DIR / "completed" / f"{name}.json"
+
+
+def image_outputs(output_dir: Path, source: str) -> list[Path]:
+    """Every file in the image's derivative folders made from ``source``, temporary files of
+    interrupted writes included, sorted."""
+    entities = parse_file_entities(source)
+    own = {key: entities.get(key) for key in derivatives.SOURCE_ENTITIES}
+    folder = output_dir / f"sub-{entities['subject']}"
+    if entities.get("session"):
+        folder /= f"ses-{entities['session']}"
+    found = []
+    for kind in OUTPUT_FOLDERS:
+        for path in sorted((folder / kind).glob("*")):
+            name = path.name.split("-", 2)[-1] if path.name.startswith(".tmp-") else path.name
+            derived = parse_file_entities(str(path.parent / name))
+            if path.is_file() and {k: derived.get(k) for k in own} == own:
+                found.append(path)
+    return found
+
+
+def is_complete(output_dir: Path, source: str, expected: Mapping[str, Any]) -> bool:
+    """Whether ``source`` has a record equal to ``expected`` and all the outputs it lists."""
+    path = record_path(output_dir, source)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("fingerprint") != expected:
+        LOGGER.info("%s: inputs, options or version changed since %s", Path(source).name, path)
+        return False
+    return all((output_dir / name).is_file() for name in record.get("outputs", []))
+
+
+def clear(output_dir: Path, source: str) -> list[Path]:
+    """Delete the record and every output of ``source``; return what was deleted."""
+    stale = [record_path(output_dir, source), *image_outputs(output_dir, source)]
+    removed = [path for path in stale if path.exists()]
+    for path in removed:
+        path.unlink()
+    if removed:
+        LOGGER.info("%s: removed %d file(s) of an incomplete run", Path(source).name, len(removed))
+    return removed
+
+
+def complete(output_dir: Path, source: str, expected: Mapping[str, Any]) -> Path:
+    """Write the record of ``source`` listing the outputs that exist now."""
+    outputs = [str(p.relative_to(output_dir)) for p in image_outputs(output_dir, source)]
+    return write_json(
+        record_path(output_dir, source), {"fingerprint": dict(expected), "outputs": outputs}
+    )

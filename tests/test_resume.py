@@ -1,0 +1,108 @@
+"""Outputs complete or absent: completion records, stale files of killed runs, resuming."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from output_compare import derivative_files, same_content
+
+from msxai_bids import completion
+from msxai_bids.synth import make_cohort
+
+MSXAI = str(Path(sys.executable).with_name("msxai"))
+OPTIONS = ["--skip-bids-validation", "--seed", "5", "--model", "demo", "--atlas", "JuelichWM"]
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+    return path
+
+
+def test_an_images_outputs_are_its_own_files_and_its_interrupted_writes(tmp_path):
+    source = "/bids/sub-01/ses-1/anat/sub-01_ses-1_run-1_FLAIR.nii.gz"
+    folder = tmp_path / "sub-01" / "ses-1"
+    own = [
+        _touch(folder / "anat" / "sub-01_ses-1_run-1_space-X_desc-preproc_FLAIR.nii.gz"),
+        _touch(folder / "anat" / ".tmp-k2x9_a-sub-01_ses-1_run-1_desc-brain_mask.nii.gz"),
+        _touch(folder / "figures" / "sub-01_ses-1_run-1_desc-mosaic_FLAIR.png"),
+    ]
+    _touch(folder / "anat" / "sub-01_ses-1_run-2_space-X_desc-preproc_FLAIR.nii.gz")
+    _touch(folder / "anat" / "sub-01_ses-1_acq-3D_run-1_space-X_desc-preproc_FLAIR.nii.gz")
+    _touch(tmp_path / "sub-01" / "ses-2" / "anat" / "sub-01_ses-2_run-1_FLAIR.nii.gz")
+    assert completion.image_outputs(tmp_path, source) == sorted(own)
+
+
+def test_a_record_holds_while_inputs_options_version_and_outputs_do(tmp_path):
+    bids_dir, out = tmp_path / "bids", tmp_path / "out"
+    source = _touch(bids_dir / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz")
+    output = _touch(out / "sub-01" / "anat" / "sub-01_desc-preproc_FLAIR.nii.gz")
+    expected = completion.fingerprint(bids_dir, [str(source)], {"seed": 1})
+    assert not completion.is_complete(out, str(source), expected)
+    record = completion.complete(out, str(source), expected)
+    assert record == out / "logs" / "completed" / "sub-01_FLAIR.json"
+    assert completion.is_complete(out, str(source), expected)
+    other_seed = completion.fingerprint(bids_dir, [str(source)], {"seed": 2})
+    assert not completion.is_complete(out, str(source), other_seed)
+    source.write_text("new scan")
+    assert not completion.is_complete(
+        out, str(source), completion.fingerprint(bids_dir, [str(source)], {"seed": 1})
+    )
+    source.write_text("x")
+    output.unlink()
+    assert not completion.is_complete(out, str(source), expected)
+    _touch(output)
+    assert completion.clear(out, str(source)) == [record, output]
+    assert not record.exists() and not output.exists()
+
+
+def _participant(bids_dir: Path, out: Path, work: Path, **popen) -> subprocess.Popen:
+    """The participant level as a user starts it, in a process group of its own."""
+    command = [MSXAI, bids_dir, out, "participant", "-w", work, "--nprocs", "2", *OPTIONS]
+    return subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, **popen,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_rerun_after_sigkill_ends_with_the_outputs_of_an_uninterrupted_run(tmp_path):
+    bids_dir = make_cohort(
+        tmp_path / "bids", n_patients=1, n_controls=1, seed=8, native_resolution=2.0
+    )
+    reference = tmp_path / "reference"
+    plain = _participant(bids_dir, reference, tmp_path / "work-reference")
+    assert plain.wait(timeout=900) == 0, plain.stderr.read()
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    killed = _participant(bids_dir, out, work)
+    first_output = out / "sub-01" / "anat"
+    deadline = time.monotonic() + 900
+    while not (first_output.is_dir() and any(first_output.iterdir())):
+        assert killed.poll() is None and time.monotonic() < deadline, "no output appeared"
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    # what a kill inside a write leaves: a temporary file beside the outputs
+    stale = _touch(first_output / ".tmp-3vq8_p-sub-01_space-X_desc-brain_mask.nii.gz")
+    assert not list((out / "logs" / "completed").glob("*.json"))
+
+    rerun = _participant(bids_dir, out, work)
+    assert rerun.wait(timeout=900) == 0, rerun.stderr.read()
+    assert not stale.exists() and not list(out.rglob(".tmp-*"))
+    files = derivative_files(reference)
+    assert derivative_files(out) == files
+    assert [f for f in sorted(files) if not same_content(out / f, reference / f)] == []
+    assert len(list((out / "logs" / "completed").glob("*.json"))) == 2
+
+    cached = _participant(bids_dir, out, work)
+    err = cached.communicate(timeout=900)[1]
+    assert cached.returncode == 0
+    assert "2 image(s) already preprocessed with these inputs and options, skipped" in err
+    assert "msxai_participant_wf" not in err  # no workflow ran
