@@ -112,6 +112,16 @@ def test_every_file_a_report_references_exists_and_none_is_remote(reported):
     assert sum(link.endswith("_statmap.html") for link in sub01) == 4
 
 
+def test_the_slice_viewers_draw_on_canvases_made_for_frequent_reads(reported):
+    viewers = sorted(reported[-1].glob("sub-*/figures/*_statmap.html"))
+    assert viewers
+    for viewer in viewers:
+        text = viewer.read_text()
+        assert "getContext(" in text, viewer  # nilearn's viewer script is inlined
+        assert 'getContext("2d")' not in text, viewer
+        assert text.count("willReadFrequently:true") >= 3, viewer
+
+
 def test_participant_numbers_equal_the_files_they_come_from(reported):
     out = reported[-1]
     page = (out / "sub-02.html").read_text()

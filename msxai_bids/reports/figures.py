@@ -155,7 +155,9 @@ def slice_viewer(
 
     nilearn's page links its favicon on the web; the link is removed so that opening the
     viewer makes no network request. Its random element ids are replaced by a fixed one, so
-    that the same map gives the same file.
+    that the same map gives the same file. Its canvases are read back at every slice change,
+    so they are created for frequent reads: browsers then keep them in memory rather than on
+    the GPU, and Chromium stops logging a warning about slow readbacks.
     """
     from nilearn import plotting
 
@@ -164,6 +166,7 @@ def slice_viewer(
         cmap=RELEVANCE_CMAP, black_bg=False, dim=0, title=None,
     )  # fmt: skip
     page = re.sub(r'<link rel="icon"[^>]*>', "", view.get_standalone())
+    page = page.replace('getContext("2d")', 'getContext("2d",{willReadFrequently:true})')
     viewer_id = re.search(r"div_viewer-([0-9a-f]+)", page)
     if viewer_id:  # a random uuid per call; the page alone needs no unique one
         page = page.replace(viewer_id.group(1), "msxai")
