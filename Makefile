@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' msxai_bids/__init__.py)
 IMAGE ?= msxai/msxai:$(VERSION)
 
-.PHONY: install demo test test-fast lint clean-demo image image-test
+.PHONY: install demo test test-fast lint clean-demo image image-test image-clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,6 @@ image:
 # Build, then run the participant level inside the image as an arbitrary user.
 image-test: image
 	IMAGE=$(IMAGE) bash scripts/image_test.sh
+
+image-clean:
+	buildah rmi $(IMAGE)
