@@ -71,6 +71,7 @@ class Config:
     holdout_fraction: float = 0.15
     validation_fraction: float = 0.15
     new_split: bool = False
+    include_flagged: bool = False
     lesion_filled: bool = False
     skip_baselines: bool = False
     audit: bool = False

@@ -17,8 +17,9 @@ from msxai_bids import bids, derivatives
 from msxai_bids.errors import NoInputError, NothingSelectedError
 from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.group.cohort import label_description, read_labels
+from msxai_bids.group.cohort import image_table, label_description, read_labels, without_flagged
 from msxai_bids.interfaces.bids import DerivativesDataSink
+from msxai_bids.stages.preprocessing import warn_flagged
 
 
 def test_collect_images_handles_sessions_and_labels(tiny_bids, tmp_path):
@@ -286,3 +287,53 @@ def test_unknown_label_values_are_a_warning_that_lists_them(tmp_path, caplog):
         "'RRMS' × 2, 'ms' × 1 (sub-3, sub-4, sub-5, sub-6); "
         "set --positive-label/--negative-label to use them"
     )
+
+
+def _plant_registration_qc(tmp_path: Path) -> tuple[Path, list]:
+    """Three labelled images with preprocessed FLAIRs: sub-02's registration is flagged,
+    sub-03 has no QC file."""
+    bids_dir = write_minimal_bids(tmp_path / "bids", {"01": [None], "02": [None], "03": [None]})
+    out = tmp_path / "out"
+    flairs = bids.collect_images(bids.load_layout(bids_dir, out))
+    for flair in flairs:
+        entities = flair.entities
+        preproc = derivatives.path(out, "preproc", entities)
+        preproc.parent.mkdir(parents=True, exist_ok=True)
+        preproc.write_bytes(b"")
+        if entities["subject"] != "03":
+            plausible = entities["subject"] == "01"
+            qc = {
+                "plausible": plausible,
+                "reason": "" if plausible else "brain-mask Dice 0.412 < 0.7",
+            }
+            derivatives.path(out, "qc", entities).write_text(json.dumps(qc))
+    return out, flairs
+
+
+def test_training_leaves_out_flagged_registrations_and_names_them(tmp_path, caplog):
+    out, flairs = _plant_registration_qc(tmp_path)
+    targets = read_labels(tmp_path / "bids", "diagnosis", "MS", "HC")
+    table = image_table(out, flairs, targets, lesion_filled=False)
+    assert len(table) == 3
+    with caplog.at_level(logging.WARNING, logger="msxai.group"):
+        kept = without_flagged(table)
+    assert kept["source"].tolist() == [
+        "sub-01/anat/sub-01_FLAIR.nii.gz",
+        "sub-03/anat/sub-03_FLAIR.nii.gz",
+    ]
+    (warning,) = caplog.records
+    assert warning.getMessage() == (
+        "1 image(s) left out: the participant level flagged their registration as implausible: "
+        "sub-02/anat/sub-02_FLAIR.nii.gz (brain-mask Dice 0.412 < 0.7); --include-flagged uses them"
+    )
+
+
+def test_the_participant_level_warns_of_each_flagged_registration(tmp_path, caplog):
+    out, flairs = _plant_registration_qc(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="msxai.workflow"):
+        warn_flagged(out, flairs)
+    assert [r.getMessage() for r in caplog.records] == [
+        "sub-02/anat/sub-02_FLAIR.nii.gz: registration flagged as implausible (brain-mask "
+        "Dice 0.412 < 0.7); its report shows it, and group --train leaves it out unless "
+        "--include-flagged"
+    ]

@@ -217,3 +217,15 @@ def test_an_unreadable_init_model_is_refused_before_training(tmp_path, capsys):
     assert main(group_args(bids_dir, out, "--init-model", str(broken))) == 66
     assert "--init-model" in capsys.readouterr().err
     assert not derivatives.path(out, "splits").exists()
+
+
+def test_a_flagged_registration_is_left_out_of_training_unless_included(tmp_path):
+    bids_dir, out = write_group_cohort(tmp_path, 4)
+    entities = {"subject": "02", "suffix": "FLAIR"}
+    qc = {"plausible": False, "reason": "the transform scales by 0.41–0.52"}
+    derivatives.path(out, "qc", entities).write_text(json.dumps(qc))
+    default = images_of(make_config(group_args(bids_dir, out)))
+    assert "sub-02" not in set(default["participant_id"])
+    included = images_of(make_config(group_args(bids_dir, out, "--include-flagged")))
+    assert "sub-02" in set(included["participant_id"])
+    assert len(included) == len(default) + 1

@@ -135,6 +135,13 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw a new split instead of reusing OUTPUT_DIR/group/splits.tsv",
     )
     group.add_argument(
+        "--include-flagged",
+        dest="include_flagged",
+        action="store_true",
+        help="also train on images whose registration the participant level flagged as "
+        "implausible (left out by default)",
+    )
+    group.add_argument(
         "--lesion-filled",
         dest="lesion_filled",
         action="store_true",

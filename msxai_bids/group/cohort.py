@@ -107,8 +107,8 @@ def image_table(
     DataFrame
         Columns ``source`` (raw FLAIR, relative to the dataset), ``participant_id``,
         ``session_id`` (``n/a`` without sessions), ``target``, ``image`` (what the models see:
-        preprocessed or lesion-filled FLAIR), ``lesion_mask`` and ``brain_mask`` (None when
-        absent), sorted by ``source``.
+        preprocessed or lesion-filled FLAIR), ``lesion_mask``, ``brain_mask`` and ``qc`` (the
+        registration QC; None when absent), sorted by ``source``.
     """
     kind = "lesionfilled" if lesion_filled else "preproc"
     rows = []
@@ -126,6 +126,7 @@ def image_table(
                 "image": derivatives.find(output_dir, kind, flair.entities),
                 "lesion_mask": derivatives.find(output_dir, "lesion_mask", flair.entities),
                 "brain_mask": derivatives.find(output_dir, "brain_mask", flair.entities),
+                "qc": derivatives.find(output_dir, "qc", flair.entities),
             }
         )
     table = pd.DataFrame(rows)
@@ -140,3 +141,30 @@ def image_table(
             f"first): {', '.join(missing)}"
         )
     return table.sort_values("source", ignore_index=True)
+
+
+def registration_plausible(qc: Path | None) -> object:
+    """The ``plausible`` flag of a registration QC file, or missing without one."""
+    return json.loads(qc.read_text())["plausible"] if qc is not None else pd.NA
+
+
+def without_flagged(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (with a ``qc`` column) less the images whose registration QC is flagged.
+
+    A model trained on misregistered heads learns their misregistration, so they are left out,
+    each named with the QC's reason; an image without a QC file is kept.
+    """
+    plausible = table["qc"].map(registration_plausible)
+    flagged = table[plausible.eq(False).fillna(False).astype(bool)]
+    if flagged.empty:
+        return table
+    reasons = [
+        f"{row.source} ({json.loads(row.qc.read_text())['reason']})" for row in flagged.itertuples()
+    ]
+    LOGGER.warning(
+        "%d image(s) left out: the participant level flagged their registration as "
+        "implausible: %s; --include-flagged uses them",
+        len(flagged),
+        "; ".join(reasons),
+    )
+    return table.drop(index=flagged.index).reset_index(drop=True)

@@ -38,7 +38,7 @@ from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.regions import OUTSIDE, bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.group import summaries, tables
-from msxai_bids.group.cohort import Labels, read_labels
+from msxai_bids.group.cohort import Labels, read_labels, registration_plausible
 from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.splits import SPLITS
 from msxai_bids.preprocessing.spaces import template_brain
@@ -146,11 +146,6 @@ def with_splits(output_dir: Path, images: pd.DataFrame) -> pd.DataFrame:
     for model in sorted(set(merged.loc[other, "model"])):
         LOGGER.info("%s was not trained on %s: its rows have no split", model, path.name)
     return merged.assign(split=merged["split"].where(~other, "n/a"))
-
-
-def registration_plausible(qc: Path | None) -> object:
-    """The ``plausible`` flag of a registration QC file, or missing without one."""
-    return json.loads(qc.read_text())["plausible"] if qc is not None else pd.NA
 
 
 def write_mean_maps(

@@ -6,6 +6,7 @@ failing image leaves a crash file in ``OUT/logs/`` while the others go on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -90,6 +91,20 @@ def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[st
     return failed
 
 
+def warn_flagged(output_dir: Path, images: Sequence[BIDSFile]) -> None:
+    """A warning per image whose registration QC is flagged: its numbers say why."""
+    for flair in images:
+        qc = derivatives.find(output_dir, "qc", flair.entities)
+        record = json.loads(qc.read_text()) if qc is not None else {}
+        if record.get("plausible") is False:
+            LOGGER.warning(
+                "%s: registration flagged as implausible (%s); its report shows it, and "
+                "group --train leaves it out unless --include-flagged",
+                flair.relpath,
+                record["reason"],
+            )
+
+
 def screen(
     layout: BIDSLayout, flairs: Sequence[BIDSFile], *, lesion_fill: bool
 ) -> list[tuple[BIDSFile, str | None]]:
@@ -158,4 +173,5 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
             completion.clear(output_dir, flair.path)
         else:
             completion.complete(output_dir, flair.path, expected[flair.path])
+    warn_flagged(output_dir, [flair for flair, _ in todo if flair.path not in failed])
     return 1 if failed else 0

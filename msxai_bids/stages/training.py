@@ -28,7 +28,13 @@ from bids.layout import BIDSFile
 from msxai_bids import bids, derivatives
 from msxai_bids.errors import NoInputError, UsageError
 from msxai_bids.group import tables
-from msxai_bids.group.cohort import Labels, image_table, label_description, read_labels
+from msxai_bids.group.cohort import (
+    Labels,
+    image_table,
+    label_description,
+    read_labels,
+    without_flagged,
+)
 from msxai_bids.group.trials import CnnPlan, cnn_results, run_trial, save_best_model, split_volumes
 from msxai_bids.model import baselines, distributed
 from msxai_bids.model.datasets import load_volumes
@@ -43,7 +49,8 @@ class TrainingPlan:
     """What the training stage needs to know of the options.
 
     ``cnn`` describes the CNN trials; ``init_model_id`` is the identifier on the card of
-    ``cnn.init_model`` (None from scratch); ``threads`` is torch's CPU thread count.
+    ``cnn.init_model`` (None from scratch); ``threads`` is torch's CPU thread count;
+    ``include_flagged`` keeps images whose registration QC is flagged.
     """
 
     bids_dir: Path
@@ -55,6 +62,7 @@ class TrainingPlan:
     holdout_fraction: float = 0.15
     validation_fraction: float = 0.15
     new_split: bool = False
+    include_flagged: bool = False
     skip_baselines: bool = False
     device: str = "auto"
     threads: int = 1
@@ -79,10 +87,12 @@ class TrainingOutcome:
 
 
 def labelled_images(plan: TrainingPlan, flairs: Sequence[BIDSFile]) -> pd.DataFrame:
-    """The labelled ones of ``flairs`` with their derivatives (see :func:`cohort.image_table`)."""
+    """The labelled ones of ``flairs`` with their derivatives (see :func:`cohort.image_table`),
+    less those of flagged registrations unless ``--include-flagged``."""
     labels = plan.labels
     targets = read_labels(plan.bids_dir, labels.column, labels.positive, labels.negative)
-    return image_table(plan.output_dir, list(flairs), targets, lesion_filled=plan.lesion_filled)
+    table = image_table(plan.output_dir, list(flairs), targets, lesion_filled=plan.lesion_filled)
+    return table if plan.include_flagged else without_flagged(table)
 
 
 def reuse_splits(path: Path, images: pd.DataFrame) -> pd.DataFrame:
