@@ -1,7 +1,8 @@
 """End to end on a plain BIDS dataset of real anatomy, as users bring one.
 
-Two Colin27 scans that ``msxai-synth`` did not make: a posed 1 mm FLAIR-like head with scalp,
-and a sagittally stored head of thick (1.2×1.2×3 mm) voxels in a session. The dataset has no
+Three Colin27 scans that ``msxai-synth`` did not make: a posed 1 mm FLAIR-like head with scalp,
+a sagittally stored head of thick (1.2×1.2×3 mm) voxels in a session, and Colin27's own T1w
+contrast in 3 mm slices named FLAIR, which the QC must flag. The dataset has no
 ``derivatives/`` and no participants files. The participant level (with a model, so that every
 kind of output is written) runs once per module; the tests read its outputs.
 """
@@ -9,6 +10,7 @@ kind of output is written) runs once per module; the tests read its outputs.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,11 @@ SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 SEED = "7"
 
 #: Each participant's folder and file-name prefix.
-PARTICIPANTS = {"a": ("sub-a", "sub-a"), "b": ("sub-b/ses-1", "sub-b_ses-1")}
+PARTICIPANTS = {
+    "a": ("sub-a", "sub-a"),
+    "b": ("sub-b/ses-1", "sub-b_ses-1"),
+    "c": ("sub-c", "sub-c"),
+}
 
 
 def expected_outputs() -> set[str]:
@@ -56,7 +62,7 @@ def expected_outputs() -> set[str]:
             f"{folder}/figures/{prefix}_{SPACE}_{stat}_statmap.png",
             f"{folder}/figures/{prefix}_{SPACE}_{stat}_statmap.html",
         }
-    return names | {"sub-a.html", "sub-b.html"}
+    return names | {"sub-a.html", "sub-b.html", "sub-c.html"}
 
 
 def run_participant_level(bids_dir: Path, out: Path, work: Path, model: Path) -> int:
@@ -95,6 +101,7 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
             orientation="ASL",
             voxel_mm=(1.2, 1.2, 3.0),
         ).image(),
+        "c": Case("c", translation_mm=(3, -2, 4), voxel_mm=(1.0, 1.0, 3.0), contrast="T1w").image(),
     }
     bids_dir = write_plain_bids(root / "bids", scans, sessions={"b": "1"})
     model = save_model(
@@ -125,6 +132,22 @@ def test_plain_dataset_gives_exactly_the_documented_outputs(first_run):
     assert code == 0
     assert stored_files(out) == expected_outputs()
     assert list((out / "logs").glob("msxai-*.log")) and not list((out / "logs").glob("crash-*"))
+
+
+def test_a_t1w_scan_named_flair_is_processed_and_flagged(first_run):
+    _, out = first_run
+    plausible = {}
+    for label, (folder, prefix) in PARTICIPANTS.items():
+        qc = json.loads(
+            (out / f"{folder}/anat/{prefix}_{SPACE}_desc-registration_qc.json").read_text()
+        )
+        plausible[label] = qc["plausible"]
+    assert plausible == {"a": True, "b": True, "c": False}
+    (log,) = (out / "logs").glob("msxai-*.log")
+    assert (
+        "sub-c/anat/sub-c_FLAIR.nii.gz: flagged as implausible by its QC (white matter is "
+        "brighter than grey matter (median ratio "
+    ) in log.read_text()
 
 
 def test_outputs_are_valid_bids_derivatives(first_run):
@@ -173,7 +196,7 @@ def test_rerun_is_bit_identical(inputs, first_run, tmp_path):
     assert code == 0
     first, second = sha256_of(out), sha256_of(tmp_path / "out")
     assert first.keys() == second.keys()
-    for report in ("sub-a.html", "sub-b.html"):
+    for report in ("sub-a.html", "sub-b.html", "sub-c.html"):
         del first[report], second[report]
     differing = sorted(name for name in first if first[name] != second[name])
     assert differing == [], "differ between two runs:\n" + "\n".join(differing)

@@ -1,4 +1,5 @@
-"""Registration QC: NMI and Dice behave as measures, misregistration is flagged, figure is drawn."""
+"""Registration QC: NMI and Dice behave as measures, misregistration and a foreign contrast are
+flagged, the figure is drawn."""
 
 import nibabel as nb
 import numpy as np
@@ -6,11 +7,13 @@ import pytest
 
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.preprocessing.qc import (
+    contrast_problems,
     dice,
     normalised_mutual_information,
     plot_edges,
     registration_metrics,
     transform_problems,
+    white_grey_ratio,
 )
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
 
@@ -65,3 +68,22 @@ def test_transform_problems_name_a_mirror_and_an_implausible_scale():
     assert transform_problems(np.diag([1.05, 0.95, 1.0, 1.0])) == []
     assert "mirrors" in transform_problems(np.diag([-1.0, 1.0, 1.0, 1.0]))[0]
     assert "scales" in transform_problems(np.diag([2.0, 1.0, 1.0, 1.0]))[0]
+
+
+def test_white_and_grey_matter_order_tells_t1w_from_flair(template_pair):
+    template, mask = template_pair
+    inverted = np.where(mask > 0, template.max() - template, 0)
+    assert white_grey_ratio(template, template, mask) > 1.1
+    assert white_grey_ratio(inverted, template, mask) < 0.9
+    assert contrast_problems(1.23, "T1w") == contrast_problems(0.9, "FLAIR") == []
+    assert contrast_problems(0.9, "T2w") == contrast_problems(1.23, "unknownsuffix") == []
+    assert contrast_problems(1.05, "FLAIR") == contrast_problems(0.95, "T1w") == []  # margin
+    (problem,) = contrast_problems(1.23, "FLAIR")
+    assert problem == (
+        "white matter is brighter than grey matter (median ratio 1.23); in FLAIR it is darker: "
+        "is the image of another contrast?"
+    )
+    assert "darker than grey matter" in contrast_problems(0.85, "T1w")[0]
+    t1w_named_flair = registration_metrics(template, mask, template, mask, contrast="FLAIR")
+    assert not t1w_named_flair["plausible"]
+    assert t1w_named_flair["white_grey_ratio"] > 1.1

@@ -88,7 +88,9 @@ def test_brain_mask_stays_inside_the_template_brain(folder, name):
     assert outside <= 0.10, f"{name}: {outside:.1%} of the brain mask outside the template brain"
 
 
-def _qc(result: dict, template_to_native: np.ndarray, folder: Path) -> dict:
+def _qc(
+    result: dict, template_to_native: np.ndarray, folder: Path, contrast: str | None = None
+) -> dict:
     xfm = registration.write_itk_affine(
         registration.transform_from_ras(template_to_native), folder / "qc_xfm.txt"
     )
@@ -98,6 +100,7 @@ def _qc(result: dict, template_to_native: np.ndarray, folder: Path) -> dict:
         template_brain().numpy(),
         template_mask().numpy(),
         template_to_native,
+        contrast=contrast,
     )
 
 
@@ -113,3 +116,15 @@ def test_qc_is_silent_on_correct_and_loud_on_wrong_registrations(folder, name):
     }
     for what, affine in wrong.items():
         assert not _qc(result, affine, folder)["plausible"], f"{name} {what} passed QC"
+
+
+@pytest.mark.parametrize(
+    ("name", "named", "plausible"),
+    [("unposed", "FLAIR", True), ("pose-a-t1w", "T1w", True), ("pose-a-t1w", "FLAIR", False)],
+)
+def test_qc_catches_a_t1w_scan_named_flair(folder, name, named, plausible):
+    result = preprocess(name, folder)
+    qc = _qc(result, result["affine"], folder, contrast=named)
+    assert qc["plausible"] == plausible, qc
+    if not plausible:
+        assert qc["reason"].startswith("white matter is brighter than grey matter"), qc["reason"]

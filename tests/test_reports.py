@@ -63,7 +63,10 @@ def plant_participant_files(out: Path) -> None:
             path = derivatives.path(out, "predictions", source, model=model)
             bids.write_tsv(path, pd.DataFrame([row]))
         plausible = source["subject"] != FLAGGED
-        qc = {"nmi": 1.2, "dice": 0.97 if plausible else 0.3, "plausible": plausible, "reason": ""}
+        qc = {
+            "nmi": 1.2, "dice": 0.97 if plausible else 0.3, "white_grey_ratio": 0.8731,
+            "plausible": plausible, "reason": "",
+        }  # fmt: skip
         derivatives.path(out, "qc", source).write_text(json.dumps(qc))
     crash = out / derivatives.LOGS_DIR / f"crash-20261203-000000-user-n4-{CRASHED}.txt"
     crash.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,7 @@ def test_participant_numbers_equal_the_files_they_come_from(reported):
     assert f'<td class="num">{number(prediction["logit"].iloc[0])}</td>' in page
     qc = json.loads(derivatives.find(out, "qc", source).read_text())
     assert f'<td class="num">{number(qc["dice"])}</td>' in page
+    assert f'<td class="num">{number(qc["white_grey_ratio"])}</td>' in page
     meta = json.loads(
         bids.sidecar_path(
             derivatives.find(out, "heatmap", source, model="first", method="lrpepsilon")

@@ -138,8 +138,8 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
         "--include-flagged",
         dest="include_flagged",
         action="store_true",
-        help="also train on images whose registration the participant level flagged as "
-        "implausible (left out by default)",
+        help="also train on images whose QC (registration, contrast) the participant level "
+        "flagged as implausible (left out by default)",
     )
     group.add_argument(
         "--lesion-filled",

@@ -149,10 +149,10 @@ def registration_plausible(qc: Path | None) -> object:
 
 
 def without_flagged(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (with a ``qc`` column) less the images whose registration QC is flagged.
+    """``table`` (with a ``qc`` column) less the images whose QC is flagged.
 
-    A model trained on misregistered heads learns their misregistration, so they are left out,
-    each named with the QC's reason; an image without a QC file is kept.
+    A model trained on misregistered heads, or on another contrast, learns that, so they are
+    left out, each named with the QC's reason; an image without a QC file is kept.
     """
     plausible = table["qc"].map(registration_plausible)
     flagged = table[plausible.eq(False).fillna(False).astype(bool)]
@@ -162,8 +162,8 @@ def without_flagged(table: pd.DataFrame) -> pd.DataFrame:
         f"{row.source} ({json.loads(row.qc.read_text())['reason']})" for row in flagged.itertuples()
     ]
     LOGGER.warning(
-        "%d image(s) left out: the participant level flagged their registration as "
-        "implausible: %s; --include-flagged uses them",
+        "%d image(s) left out: the participant level's QC flagged them as implausible: %s; "
+        "--include-flagged uses them",
         len(flagged),
         "; ".join(reasons),
     )

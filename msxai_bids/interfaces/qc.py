@@ -40,6 +40,7 @@ class _RegistrationQCInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="registered FLAIR on the CNN grid")
     mask_file = File(exists=True, mandatory=True, desc="its brain mask on the CNN grid")
     xfm = File(exists=True, mandatory=True, desc="the registration's ITK affine")
+    contrast = traits.Str("FLAIR", usedefault=True, desc="the image's BIDS suffix")
 
 
 class _RegistrationQCOutputSpec(TraitedSpec):
@@ -69,6 +70,7 @@ class RegistrationQC(SimpleInterface):
             template.numpy(),
             mask.numpy(),
             template_to_native_ras(self.inputs.xfm),
+            contrast=self.inputs.contrast,
         )
         out_json = Path(output_path(runtime.cwd, self.inputs.in_file, "_qc", ".json"))
         out_json.write_text(json.dumps(metrics, indent=2) + "\n")

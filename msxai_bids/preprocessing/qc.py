@@ -8,6 +8,10 @@ leaves both numbers almost unchanged (the brain is nearly symmetric), its determ
 not. Thresholds were set from real heads (Colin27, FLAIR-like and T1w, with and without scalp,
 1 mm and 3 mm slices) and synthetic FLAIRs, registered correctly and then deliberately
 misregistered; see ``NMI_MIN``, ``DICE_MIN`` and ``SCALE_RANGE``.
+
+Mutual information is blind to contrast, so a T1w scan named FLAIR registers well; the order of
+white and grey matter is not: the template's white matter is brighter than its grey matter in
+T1w and darker in FLAIR and T2w (``white_grey_ratio``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,19 @@ registration. Real heads registered correctly scored 1.047–1.067 (the earlier 
 8 mm scored ≤ 1.025, by 15 mm ≤ 1.011, rotated by 10° ≤ 1.033, scaled by 10 % ≤ 1.031.
 Synthetic FLAIRs score higher: correct 1.091–1.127. A flag asks for a look at the figure, it
 does not stop the run."""
+
+TISSUE_PERCENTILES = {"grey": (35.0, 55.0), "white": (80.0, 100.0)}
+"""Grey and white matter as bands of the T1w template's intensity inside its brain mask
+(percentiles): CSF is the darkest third, white matter the brightest fifth."""
+
+WHITE_BRIGHTER = {"T1w": True, "FLAIR": False, "T2w": False}
+"""Whether white matter is brighter than grey matter in a contrast. Measured medians of white
+over grey matter: T1w template 1.23, Colin27 (T1w) 1.28; Colin27 mapped to FLAIR contrast 0.90,
+six synthetic FLAIRs with scalp 0.87–0.99."""
+
+CONTRAST_MARGIN = 1.1
+"""How far past equal white and grey matter a ratio must be to contradict the suffix: a FLAIR
+is flagged above 1.1, a T1w below 1/1.1. Synthetic FLAIRs come within 0.02 of 1."""
 
 SCALE_RANGE = (0.67, 1.5)
 """Plausible per-axis scale of template → native (singular values of the linear part): adult
@@ -68,29 +85,66 @@ def transform_problems(template_to_native: np.ndarray) -> list[str]:
     return problems
 
 
+def white_grey_ratio(image: np.ndarray, template: np.ndarray, template_mask: np.ndarray) -> float:
+    """Median of ``image`` in the template's white matter over its median in grey matter.
+
+    The tissues are intensity bands of the T1w ``template`` (``TISSUE_PERCENTILES``), all
+    arrays on the same grid; after an affine registration they hold mostly that tissue.
+    """
+    inside = template_mask > 0
+    medians = {}
+    for tissue, (low, high) in TISSUE_PERCENTILES.items():
+        lower, upper = np.percentile(template[inside], [low, high])
+        band = inside & (template > lower) & (template <= upper)
+        medians[tissue] = float(np.median(image[band]))
+    return medians["white"] / medians["grey"] if medians["grey"] > 0 else float("inf")
+
+
+def contrast_problems(ratio: float, contrast: str) -> list[str]:
+    """Why a white/grey matter ``ratio`` contradicts ``contrast`` (empty when it does not)."""
+    if contrast not in WHITE_BRIGHTER:
+        return []
+    if WHITE_BRIGHTER[contrast]:
+        contradicts, order, expected = ratio < 1 / CONTRAST_MARGIN, "darker", "brighter"
+    else:
+        contradicts, order, expected = ratio > CONTRAST_MARGIN, "brighter", "darker"
+    if not contradicts:
+        return []
+    return [
+        f"white matter is {order} than grey matter (median ratio {ratio:.2f}); in {contrast} "
+        f"it is {expected}: is the image of another contrast?"
+    ]
+
+
 def registration_metrics(
     flair: np.ndarray,
     brain: np.ndarray,
     template: np.ndarray,
     template_mask: np.ndarray,
     template_to_native: np.ndarray | None = None,
+    *,
+    contrast: str | None = None,
 ) -> dict:
     """Quality numbers of one registration, all arrays on the same grid (X, Y, Z).
 
-    ``template_to_native`` (4×4, RAS), when given, is checked with ``transform_problems``.
+    ``template_to_native`` (4×4, RAS), when given, is checked with ``transform_problems``;
+    ``contrast`` (the image's BIDS suffix), when given, with ``contrast_problems``.
 
     Returns
     -------
     dict
-        ``nmi`` (FLAIR vs template inside the template brain), ``dice`` (brain masks), and
-        ``plausible`` (bool) with ``reason`` (empty when plausible).
+        ``nmi`` (FLAIR vs template inside the template brain), ``dice`` (brain masks),
+        ``white_grey_ratio``, and ``plausible`` (bool) with ``reason`` (empty when plausible).
     """
     inside = template_mask > 0
     metrics = {
         "nmi": normalised_mutual_information(flair[inside], template[inside]),
         "dice": dice(brain, template_mask),
+        "white_grey_ratio": white_grey_ratio(flair, template, template_mask),
     }
     reasons = [] if template_to_native is None else transform_problems(template_to_native)
+    if contrast is not None:
+        reasons += contrast_problems(metrics["white_grey_ratio"], contrast)
     if metrics["dice"] < DICE_MIN:
         reasons.append(f"brain-mask Dice {metrics['dice']:.3f} < {DICE_MIN}")
     if metrics["nmi"] < NMI_MIN:

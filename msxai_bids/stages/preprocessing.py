@@ -92,13 +92,13 @@ def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[st
 
 
 def warn_flagged(output_dir: Path, images: Sequence[BIDSFile]) -> None:
-    """A warning per image whose registration QC is flagged: its numbers say why."""
+    """A warning per image whose QC (registration and contrast) is flagged, with the reason."""
     for flair in images:
         qc = derivatives.find(output_dir, "qc", flair.entities)
         record = json.loads(qc.read_text()) if qc is not None else {}
         if record.get("plausible") is False:
             LOGGER.warning(
-                "%s: registration flagged as implausible (%s); its report shows it, and "
+                "%s: flagged as implausible by its QC (%s); its report shows it, and "
                 "group --train leaves it out unless --include-flagged",
                 flair.relpath,
                 record["reason"],

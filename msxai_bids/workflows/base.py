@@ -31,7 +31,9 @@ def init_flair_wf(
     workflow = pe.Workflow(name=flair_workflow_name(flair))
     has_mask = lesion_mask is not None
     fill = lesion_fill and has_mask
-    preproc_wf = init_preproc_wf(lesion_fill=fill, has_lesion_mask=has_mask, seed=seed)
+    preproc_wf = init_preproc_wf(
+        lesion_fill=fill, has_lesion_mask=has_mask, seed=seed, contrast=flair.entities["suffix"]
+    )
     preproc_wf.inputs.inputnode.flair = flair.path
     if has_mask:
         preproc_wf.inputs.inputnode.lesion_mask = lesion_mask

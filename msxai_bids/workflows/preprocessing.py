@@ -47,6 +47,7 @@ def init_preproc_wf(
     lesion_fill: bool,
     has_lesion_mask: bool,
     seed: int = 0,
+    contrast: str = "FLAIR",
     name: str = "preproc_wf",
 ) -> pe.Workflow:
     """Build the preprocessing workflow of one FLAIR.
@@ -61,6 +62,8 @@ def init_preproc_wf(
     seed : int
         Seed of the registrations' sample points and of the intensities drawn by lesion
         filling (``--seed``).
+    contrast : str
+        The image's BIDS suffix; the QC checks that white and grey matter are ordered as in it.
     name : str
         Workflow name (unique per FLAIR, e.g. with subject, session and run).
 
@@ -112,7 +115,7 @@ def init_preproc_wf(
     flair_to_grid = itk_node(ResampleToGrid(), "flair_to_grid")
     mask_to_grid = itk_node(ResampleToGrid(is_mask=True), "mask_to_grid")
     scale = pe.Node(MinMaxScale(), name="scale")
-    qc = pe.Node(RegistrationQC(), name="qc")
+    qc = pe.Node(RegistrationQC(contrast=contrast), name="qc")
 
     workflow.connect([
         (inputnode, reorient, [("flair", "in_file")]),
