@@ -50,16 +50,32 @@ def voxels_02mm(image: nb.Nifti1Image, target: Path) -> None:
     _save(image, np.asanyarray(image.dataobj), target, affine=np.diag([0.2, 0.2, 0.2, 1.0]))
 
 
+def small_field_of_view(image: nb.Nifti1Image, target: Path) -> None:
+    """A slab of 25 slices of 2 mm: enough voxels, but 50 mm cannot hold a head."""
+    _save(image, np.asanyarray(image.dataobj)[:, :, 30:55], target)
+
+
+def non_finite_affine(image: nb.Nifti1Image, target: Path) -> None:
+    affine = image.affine.copy()
+    affine[0, 0] = np.nan
+    _save_with_sform(image, affine, target)
+
+
 def all_zero(image: nb.Nifti1Image, target: Path) -> None:
     _save(image, np.zeros(image.shape, np.float32), target)
 
 
-def singular_affine(image: nb.Nifti1Image, target: Path) -> None:
-    """An all-zero sform that the header says to use (nibabel refuses to build one)."""
+def _save_with_sform(image: nb.Nifti1Image, sform: np.ndarray, target: Path) -> None:
+    """Save with an sform that the header says to use, one nibabel refuses to build an image
+    from."""
     header = image.header.copy()
-    header.set_sform(np.zeros((4, 4)), code=1)
+    header.set_sform(sform, code=1)
     header.set_qform(None, code=0)
     nb.save(nb.Nifti1Image(np.asanyarray(image.dataobj), None, header), target)
+
+
+def singular_affine(image: nb.Nifti1Image, target: Path) -> None:
+    _save_with_sform(image, np.zeros((4, 4)), target)
 
 
 def four_d(image: nb.Nifti1Image, target: Path) -> None:
@@ -88,7 +104,9 @@ IMAGE_CASES: dict[str, tuple[Callable[[nb.Nifti1Image, Path], None], str]] = {
     "oneslice": (one_slice, "only 1 voxel(s) along one axis"),
     "vox8mm": (voxels_8mm, "voxel size 8×8×8 mm is outside"),
     "vox02mm": (voxels_02mm, "voxel size 0.2×0.2×0.2 mm is outside"),
+    "smallfov": (small_field_of_view, "field of view"),
     "allzero": (all_zero, "every voxel has the same value (0)"),
+    "nanaffine": (non_finite_affine, "singular or non-finite affine"),
     "singular": (singular_affine, "singular or non-finite affine"),
     "fourd": (four_d, "4-D image"),
     "truncated": (truncated_gzip, "compressed data ends or breaks early"),

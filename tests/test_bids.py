@@ -19,7 +19,8 @@ from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.group.cohort import image_table, label_description, read_labels, without_flagged
 from msxai_bids.interfaces.bids import DerivativesDataSink
-from msxai_bids.stages.preprocessing import warn_flagged
+from msxai_bids.stages.preprocessing import failed_images, warn_flagged
+from msxai_bids.workflows.base import flair_workflow_name
 
 
 def test_collect_images_handles_sessions_and_labels(tiny_bids, tmp_path):
@@ -323,7 +324,7 @@ def test_training_leaves_out_flagged_registrations_and_names_them(tmp_path, capl
     ]
     (warning,) = caplog.records
     assert warning.getMessage() == (
-        "1 image(s) left out: the participant level flagged their registration as implausible: "
+        "1 image(s) left out: the participant level's QC flagged them as implausible: "
         "sub-02/anat/sub-02_FLAIR.nii.gz (brain-mask Dice 0.412 < 0.7); --include-flagged uses them"
     )
 
@@ -333,7 +334,27 @@ def test_the_participant_level_warns_of_each_flagged_registration(tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="msxai.workflow"):
         warn_flagged(out, flairs)
     assert [r.getMessage() for r in caplog.records] == [
-        "sub-02/anat/sub-02_FLAIR.nii.gz: registration flagged as implausible (brain-mask "
-        "Dice 0.412 < 0.7); its report shows it, and group --train leaves it out unless "
+        "sub-02/anat/sub-02_FLAIR.nii.gz: flagged as implausible by its QC (brain-mask Dice "
+        "0.412 < 0.7); its report shows it, and group --train leaves it out unless "
         "--include-flagged"
     ]
+
+
+def test_a_run_reports_the_crashes_of_its_own_images_only(tiny_bids, tmp_path, caplog):
+    flairs = bids.collect_images(bids.load_layout(tiny_bids, tmp_path / "out"))
+    mine = flairs[:1]  # the other two are another job's
+    crashes = []
+    for flair in flairs:
+        crash = tmp_path / f"crash-{flair_workflow_name(flair)}.txt"
+        node = f"msxai_participant_wf.{flair_workflow_name(flair)}.preproc_wf.n4"
+        crash.write_text(f"Node: {node}\n\nTraceback …\nValueError: planted failure\n")
+        crashes.append(crash)
+    with caplog.at_level(logging.ERROR, logger="msxai.workflow"):
+        failed = failed_images(crashes, mine)
+    assert failed == {mine[0].path}
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith(
+        f"failed: {flair_workflow_name(mine[0])}.preproc_wf.n4 — ValueError: planted failure"
+    )
+    assert messages[1:] == ["1 image(s) failed; the other participants were processed"]
+    assert failed_images(crashes[1:], mine) == set()

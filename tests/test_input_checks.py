@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from broken_inputs import (
     IMAGE_CASES,
@@ -81,8 +83,6 @@ def test_participant_level_rejects_each_bad_participant_and_processes_the_good(
     cohort, tmp_path, capsys
 ):
     bids_dir = tmp_path / "bids"
-    import shutil
-
     shutil.copytree(cohort, bids_dir)
     cases = {**IMAGE_CASES, **MASK_CASES}
     broken = {case: add_broken_participant(bids_dir, "01", case, case) for case in cases}
@@ -107,8 +107,6 @@ def test_participant_level_rejects_each_bad_participant_and_processes_the_good(
 
 
 def test_only_bad_participants_exit_66(cohort, tmp_path, capsys):
-    import shutil
-
     bids_dir = tmp_path / "bids"
     shutil.copytree(cohort, bids_dir)
     add_broken_participant(bids_dir, "01", "cut", "truncated")

@@ -1,4 +1,5 @@
-"""The SLURM scripts: array tasks into one OUTPUT_DIR equal a serial run; submit.sh chains them."""
+"""The SLURM scripts: concurrent array tasks into one OUTPUT_DIR equal a serial run, each task
+reports only its own failure; submit.sh chains them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from broken_inputs import add_broken_participant
 from output_compare import derivative_files, same_content
 
 from msxai_bids.synth import make_cohort
@@ -19,9 +21,12 @@ OPTIONS = ["--skip-bids-validation", "--seed", "5", "--model", "demo", "--atlas"
 
 @pytest.mark.slow
 def test_array_tasks_into_one_output_folder_equal_a_serial_run(tmp_path):
+    """Four tasks at once, the fourth of a participant whose scan is cut short: the three good
+    tasks exit 0 and equal a serial run; the bad task alone fails, with its own message."""
     bids_dir = make_cohort(
-        tmp_path / "bids", n_patients=1, n_controls=1, seed=8, native_resolution=2.0
+        tmp_path / "bids", n_patients=2, n_controls=1, seed=8, native_resolution=2.0
     )
+    broken = add_broken_participant(bids_dir, "01", "04", "truncated")
     parallel, serial = tmp_path / "parallel", tmp_path / "serial"
     env = {**os.environ, "MSXAI": MSXAI, "TMPDIR": str(tmp_path)}
     tasks = [
@@ -30,22 +35,27 @@ def test_array_tasks_into_one_output_folder_equal_a_serial_run(tmp_path):
             env={**env, "SLURM_ARRAY_TASK_ID": str(task)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            text=True,
             start_new_session=True,
         )
-        for task in (1, 2)
+        for task in (1, 2, 3, 4)
     ]
     errors = [task.communicate(timeout=900)[1] for task in tasks]
-    assert [task.returncode for task in tasks] == [0, 0], errors
+    assert [task.returncode for task in tasks] == [0, 0, 0, 66], errors
+    assert all("rejected" not in e and "failed" not in e for e in errors[:3]), errors
+    assert f"rejected {broken}: compressed data ends or breaks early" in errors[3]
     run = [MSXAI, bids_dir, serial, "participant", "-w", tmp_path / "work", "--nprocs", "1"]
-    subprocess.run([*run, *OPTIONS], check=True, capture_output=True, timeout=900)
+    labels = ["--participant-label", "01", "02", "03"]
+    subprocess.run([*run, *labels, *OPTIONS], check=True, capture_output=True, timeout=900)
 
     files = derivative_files(serial)
     assert any(f.endswith("_desc-lrpepsilon_statmap.nii.gz") for f in files)
     assert derivative_files(parallel) == files
     differing = [f for f in sorted(files) if not same_content(parallel / f, serial / f)]
     assert differing == []
-    for label in ("01", "02"):
+    for label in ("01", "02", "03"):
         assert (parallel / f"sub-{label}.html").is_file()
+    assert not (parallel / "sub-04").exists()
     assert not list(tmp_path.glob("msxai-work-*")), "a task left its work folder"
 
 
