@@ -6,6 +6,9 @@ So the record is written last, after every output of the image exists, and it ho
 outputs depend on (msxai's version, the options that change them, the inputs' SHA-256). A rerun
 skips an image whose record matches and whose outputs all exist, and otherwise deletes what
 the image left (stale outputs and the temporary files of interrupted writes) and recomputes it.
+
+Preprocessing keeps one record per image; each model's explanations of it keep another, its
+``step`` (``model-<label>``), which also picks that model's outputs out of the image's files.
 """
 
 from __future__ import annotations
@@ -37,25 +40,27 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(bids_dir: Path, inputs: list[str], options: Mapping[str, Any]) -> dict[str, Any]:
-    """What an image's outputs depend on: msxai's version, ``options`` and each input's hash
-    (named relative to ``bids_dir``)."""
+def fingerprint(inputs: Mapping[str, str | Path], options: Mapping[str, Any]) -> dict[str, Any]:
+    """What outputs depend on: msxai's version, ``options`` and the hash of each input file
+    (``inputs`` maps a name to its path)."""
     return {
         "msxai_version": __version__,
         "options": dict(options),
-        "inputs": {str(Path(p).relative_to(bids_dir)): sha256(p) for p in inputs},
+        "inputs": {name: sha256(path) for name, path in inputs.items()},
     }
 
 
-def record_path(output_dir: Path, source: str) -> Path:
-    """The record of the raw image ``source``: ``logs/completed/<its file name>.json``."""
+def record_path(output_dir: Path, source: str, step: str | None = None) -> Path:
+    """The record of the raw image ``source``: ``logs/completed/<its file name>[_<step>].json``."""
     name = Path(source).name.removesuffix(".gz").removesuffix(".nii")
+    if step:
+        name += f"_{step}"
     return output_dir / derivatives.LOGS_DIR / "completed" / f"{name}.json"
 
 
-def image_outputs(output_dir: Path, source: str) -> list[Path]:
-    """Every file in the image's derivative folders made from ``source``, temporary files of
-    interrupted writes included, sorted."""
+def image_outputs(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
+    """Every file in the image's derivative folders made from ``source`` (by ``step`` only:
+    named ``…_<step>_…``), temporary files of interrupted writes included, sorted."""
     entities = parse_file_entities(source)
     own = {key: entities.get(key) for key in derivatives.SOURCE_ENTITIES}
     folder = output_dir / f"sub-{entities['subject']}"
@@ -66,14 +71,17 @@ def image_outputs(output_dir: Path, source: str) -> list[Path]:
         for path in sorted((folder / kind).glob("*")):
             name = path.name.split("-", 2)[-1] if path.name.startswith(".tmp-") else path.name
             derived = parse_file_entities(str(path.parent / name))
-            if path.is_file() and {k: derived.get(k) for k in own} == own:
+            mine = {k: derived.get(k) for k in own} == own
+            if path.is_file() and mine and (step is None or f"_{step}_" in name):
                 found.append(path)
     return found
 
 
-def is_complete(output_dir: Path, source: str, expected: Mapping[str, Any]) -> bool:
+def is_complete(
+    output_dir: Path, source: str, expected: Mapping[str, Any], step: str | None = None
+) -> bool:
     """Whether ``source`` has a record equal to ``expected`` and all the outputs it lists."""
-    path = record_path(output_dir, source)
+    path = record_path(output_dir, source, step)
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -84,9 +92,34 @@ def is_complete(output_dir: Path, source: str, expected: Mapping[str, Any]) -> b
     return all((output_dir / name).is_file() for name in record.get("outputs", []))
 
 
-def clear(output_dir: Path, source: str) -> list[Path]:
-    """Delete the record and every output of ``source``; return what was deleted."""
-    stale = [record_path(output_dir, source), *image_outputs(output_dir, source)]
+def pending(
+    output_dir: Path,
+    expected: Mapping[str, Mapping[str, Any]],
+    *,
+    force: bool,
+    done: str,
+    step: str | None = None,
+) -> set[str]:
+    """The sources of ``expected`` (source → fingerprint) whose record does not match, all of
+    them with ``force``; logs how many are skipped, as ``done`` (e.g. "preprocessed")."""
+    todo = {
+        source
+        for source, fingerprint in expected.items()
+        if force or not is_complete(output_dir, source, fingerprint, step)
+    }
+    if len(todo) < len(expected):
+        LOGGER.info(
+            "%d image(s) already %s with these inputs and options, skipped (--force recomputes "
+            "them)",
+            len(expected) - len(todo),
+            done,
+        )
+    return todo
+
+
+def clear(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
+    """Delete the record and every output of ``source`` (by ``step``); return what was deleted."""
+    stale = [record_path(output_dir, source, step), *image_outputs(output_dir, source, step)]
     removed = [path for path in stale if path.exists()]
     for path in removed:
         path.unlink()
@@ -95,9 +128,20 @@ def clear(output_dir: Path, source: str) -> list[Path]:
     return removed
 
 
-def complete(output_dir: Path, source: str, expected: Mapping[str, Any]) -> Path:
-    """Write the record of ``source`` listing the outputs that exist now."""
-    outputs = [str(p.relative_to(output_dir)) for p in image_outputs(output_dir, source)]
+def clear_interrupted(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
+    """Delete the temporary files that killed writes of ``source`` (by ``step``) left."""
+    stale = [p for p in image_outputs(output_dir, source, step) if p.name.startswith(".tmp-")]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
+def complete(
+    output_dir: Path, source: str, expected: Mapping[str, Any], step: str | None = None
+) -> Path:
+    """Write the record of ``source`` (by ``step``) listing the outputs that exist now."""
+    made = image_outputs(output_dir, source, step)
+    outputs = [str(p.relative_to(output_dir)) for p in made]
     return write_json(
-        record_path(output_dir, source), {"fingerprint": dict(expected), "outputs": outputs}
+        record_path(output_dir, source, step), {"fingerprint": dict(expected), "outputs": outputs}
     )

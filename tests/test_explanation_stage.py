@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import ants
@@ -16,7 +18,13 @@ from msxai_bids import bids, derivatives
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.modelfile import ModelCard, save_model
 from msxai_bids.model.network import SixtyFourNet
-from msxai_bids.stages.explanation import explain_scans, find_scan, write_field_of_view
+from msxai_bids.stages import explanation
+from msxai_bids.stages.explanation import (
+    ExplanationPlan,
+    explain_scans,
+    find_scan,
+    write_field_of_view,
+)
 
 SPACE = "space-MNI152NLin2009cAsym_res-cnn2mm"
 MODEL = "model-model"  # the model file is tmp_path/model
@@ -125,3 +133,30 @@ def test_field_of_view_is_written_once(tmp_path):
 def test_find_scan_is_none_without_preprocessing(tiny_bids, tmp_path):
     layout = bids.load_layout(tiny_bids, tmp_path / "out")
     assert find_scan(tmp_path / "out", bids.collect_images(layout)[0]) is None
+
+
+def test_a_rerun_skips_explained_images_and_redoes_them_when_the_options_change(
+    preprocessed, caplog
+):
+    out, flair, model, atlas = preprocessed
+    plan = ExplanationPlan(output_dir=out, methods=("lrp-epsilon",), atlases=(str(atlas),))
+    assert explanation.run([flair], model, plan) == 0
+    record = out / "logs" / "completed" / "sub-01_FLAIR_model-model.json"
+    listed = json.loads(record.read_text())["outputs"]
+    heatmap = derivatives.path(out, "heatmap", flair.entities, model="model", method="lrpepsilon")
+    assert str(heatmap.relative_to(out)) in listed and len(listed) == 7
+    written = heatmap.stat().st_mtime_ns
+
+    with caplog.at_level(logging.INFO, logger="msxai.completion"):
+        assert explanation.run([flair], model, plan) == 0
+    assert "1 image(s) already explained by model-model with these inputs" in caplog.text
+    assert heatmap.stat().st_mtime_ns == written
+
+    other = replace(plan, methods=("gradient-input",))
+    assert explanation.run([flair], model, other) == 0  # another method: explained again
+    assert heatmap.is_file()  # the first method's map stays
+    assert derivatives.path(
+        out, "heatmap", flair.entities, model="model", method="gradientinput"
+    ).is_file()
+    assert explanation.run([flair], model, replace(plan, force=True)) == 0
+    assert heatmap.stat().st_mtime_ns != written

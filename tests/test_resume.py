@@ -43,16 +43,16 @@ def test_a_record_holds_while_inputs_options_version_and_outputs_do(tmp_path):
     bids_dir, out = tmp_path / "bids", tmp_path / "out"
     source = _touch(bids_dir / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz")
     output = _touch(out / "sub-01" / "anat" / "sub-01_desc-preproc_FLAIR.nii.gz")
-    expected = completion.fingerprint(bids_dir, [str(source)], {"seed": 1})
+    expected = completion.fingerprint({"raw": source}, {"seed": 1})
     assert not completion.is_complete(out, str(source), expected)
     record = completion.complete(out, str(source), expected)
     assert record == out / "logs" / "completed" / "sub-01_FLAIR.json"
     assert completion.is_complete(out, str(source), expected)
-    other_seed = completion.fingerprint(bids_dir, [str(source)], {"seed": 2})
+    other_seed = completion.fingerprint({"raw": source}, {"seed": 2})
     assert not completion.is_complete(out, str(source), other_seed)
     source.write_text("new scan")
     assert not completion.is_complete(
-        out, str(source), completion.fingerprint(bids_dir, [str(source)], {"seed": 1})
+        out, str(source), completion.fingerprint({"raw": source}, {"seed": 1})
     )
     source.write_text("x")
     output.unlink()
@@ -105,4 +105,5 @@ def test_a_rerun_after_sigkill_ends_with_the_outputs_of_an_uninterrupted_run(tmp
     err = cached.communicate(timeout=900)[1]
     assert cached.returncode == 0
     assert "2 image(s) already preprocessed with these inputs and options, skipped" in err
+    assert "2 image(s) already explained by model-demomodel with these inputs" in err
     assert "msxai_participant_wf" not in err  # no workflow ran

@@ -303,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--force",
         action="store_true",
-        help="preprocess again the images whose completion record (OUTPUT_DIR/logs/completed) "
-        "says they are done with these inputs, options and msxai version",
+        help="preprocess and explain again the images whose completion records "
+        "(OUTPUT_DIR/logs/completed) say they are done with these inputs, options and msxai "
+        "version",
     )
     other.add_argument(
         "-v",

@@ -4,7 +4,8 @@ This stage runs after preprocessing (participant level with ``--model``) or afte
 (the held-out participants), in the main process, because the model is loaded once and, on a
 GPU, several participants share a forward/backward pass. Each participant's files are still
 written on their own: a participant whose outputs cannot be made is reported by name and the
-others go on.
+others go on. A participant whose completion record for this model (:mod:`msxai_bids.completion`)
+matches the model file, its preprocessed image and the options is not explained again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from bids.layout import BIDSFile
 from scipy.special import expit
 
-from msxai_bids import bids, derivatives
+from msxai_bids import bids, completion, derivatives
 from msxai_bids.explain.atlases import Atlas, load_atlas
 from msxai_bids.explain.attribution import explain
 from msxai_bids.explain.fieldofview import field_of_view_mask
@@ -258,7 +259,8 @@ class ExplanationPlan:
     """What the explanation stage needs to know of the options.
 
     ``methods`` are keys of :data:`~msxai_bids.explain.methods.METHODS`; ``atlases`` built-in
-    atlas names or atlas file paths, already checked; ``threads`` is torch's CPU thread count.
+    atlas names or atlas file paths, already checked; ``threads`` is torch's CPU thread count;
+    ``force`` explains again the images whose completion record says they are done.
     """
 
     output_dir: Path
@@ -267,6 +269,16 @@ class ExplanationPlan:
     device: str = "auto"
     seed: int = 0
     threads: int = 1
+    force: bool = False
+
+
+def scan_fingerprint(scan: Scan, model: Path, plan: ExplanationPlan) -> dict:
+    """What a scan's explanations by ``model`` depend on (see :func:`completion.fingerprint`)."""
+    files = {"model": model, "image": scan.image, "xfm": scan.xfm}
+    files |= {name: path for name in ("brain_mask", "lesion_mask") if (path := getattr(scan, name))}
+    files |= {atlas: atlas for atlas in plan.atlases if Path(atlas).is_file()}
+    options = {"methods": list(plan.methods), "atlases": list(plan.atlases), "seed": plan.seed}
+    return completion.fingerprint(files, options)
 
 
 def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
@@ -276,16 +288,32 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
     """
     torch.manual_seed(plan.seed)
     torch.set_num_threads(plan.threads)
-    scans = [scan for flair in flairs if (scan := find_scan(plan.output_dir, flair))]
+    output_dir = plan.output_dir
+    scans = [scan for flair in flairs if (scan := find_scan(output_dir, flair))]
     missing = len(flairs) - len(scans)
     if missing:
         LOGGER.error("%d FLAIR image(s) have no preprocessed image to explain", missing)
+    step = f"model-{derivatives.model_label(model)}"
+    expected = {scan.flair.path: scan_fingerprint(scan, model, plan) for scan in scans}
+    pending = completion.pending(
+        output_dir, expected, force=plan.force, done=f"explained by {step}", step=step
+    )
+    todo = [scan for scan in scans if scan.flair.path in pending]
+    if not todo:
+        return 1 if missing else 0
+    for scan in todo:  # outputs are overwritten; other methods' maps of this model stay
+        completion.clear_interrupted(output_dir, scan.flair.path, step)
     failed = explain_scans(
-        scans,
+        todo,
         model_path=model,
-        output_dir=plan.output_dir,
+        output_dir=output_dir,
         methods=plan.methods,
         atlases=plan.atlases,
         device=plan.device,
     )
+    for scan in todo:
+        if scan.flair.relpath in failed:
+            completion.clear(output_dir, scan.flair.path, step)
+        else:
+            completion.complete(output_dir, scan.flair.path, expected[scan.flair.path], step)
     return 1 if failed or missing else 0

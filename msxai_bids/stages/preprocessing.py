@@ -33,7 +33,6 @@ class PreprocessingPlan:
     recomputes images whose completion record says they are done.
     """
 
-    bids_dir: Path
     output_dir: Path
     work_dir: Path
     lesion_fill: bool = False
@@ -140,22 +139,13 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
     options = {"seed": plan.seed, "lesion_fill": plan.lesion_fill}
     expected = {
         flair.path: completion.fingerprint(
-            plan.bids_dir, [flair.path, *([mask] if mask else [])], options
+            {flair.relpath: flair.path, **({"lesion_mask": mask} if mask else {})}, options
         )
         for flair, mask in images
     }
     output_dir = plan.output_dir
-    todo = [
-        (flair, mask)
-        for flair, mask in images
-        if plan.force or not completion.is_complete(output_dir, flair.path, expected[flair.path])
-    ]
-    if len(todo) < len(images):
-        LOGGER.info(
-            "%d image(s) already preprocessed with these inputs and options, skipped "
-            "(--force recomputes them)",
-            len(images) - len(todo),
-        )
+    pending = completion.pending(output_dir, expected, force=plan.force, done="preprocessed")
+    todo = [(flair, mask) for flair, mask in images if flair.path in pending]
     if not todo:
         return 0
     for flair, _ in todo:
