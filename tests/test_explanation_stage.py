@@ -139,6 +139,7 @@ def test_a_rerun_skips_explained_images_and_redoes_them_when_the_options_change(
     preprocessed, caplog
 ):
     out, flair, model, atlas = preprocessed
+    model = model.with_suffix("")  # the stem, as users name a model
     plan = ExplanationPlan(output_dir=out, methods=("lrp-epsilon",), atlases=(str(atlas),))
     assert explanation.run([flair], model, plan) == 0
     record = out / "logs" / "completed" / "sub-01_FLAIR_model-model.json"

@@ -32,7 +32,7 @@ from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
-from msxai_bids.model.modelfile import ModelCard, load_model
+from msxai_bids.model.modelfile import ModelCard, load_model, model_paths
 from msxai_bids.preprocessing.resampling import to_native
 
 LOGGER = logging.getLogger("msxai.explain")
@@ -274,7 +274,8 @@ class ExplanationPlan:
 
 def scan_fingerprint(scan: Scan, model: Path, plan: ExplanationPlan) -> dict:
     """What a scan's explanations by ``model`` depend on (see :func:`completion.fingerprint`)."""
-    files = {"model": model, "image": scan.image, "xfm": scan.xfm}
+    weights, card = model_paths(model)
+    files = {"weights": weights, "card": card, "image": scan.image, "xfm": scan.xfm}
     files |= {name: path for name in ("brain_mask", "lesion_mask") if (path := getattr(scan, name))}
     files |= {atlas: atlas for atlas in plan.atlases if Path(atlas).is_file()}
     options = {"methods": list(plan.methods), "atlases": list(plan.atlases), "seed": plan.seed}
