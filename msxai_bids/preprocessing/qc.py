@@ -42,11 +42,11 @@ TISSUE_PERCENTILES = {"grey": (35.0, 55.0), "white": (80.0, 100.0)}
 WHITE_BRIGHTER = {"T1w": True, "FLAIR": False, "T2w": False}
 """Whether white matter is brighter than grey matter in a contrast. Measured medians of white
 over grey matter: T1w template 1.23, Colin27 (T1w) 1.28; Colin27 mapped to FLAIR contrast 0.90,
-six synthetic FLAIRs with scalp 0.87–0.99."""
+86 synthetic FLAIRs (2 mm, 80 without and 6 with scalp, half with MS lesions) 0.82–1.00."""
 
 CONTRAST_MARGIN = 1.1
 """How far past equal white and grey matter a ratio must be to contradict the suffix: a FLAIR
-is flagged above 1.1, a T1w below 1/1.1. Synthetic FLAIRs come within 0.02 of 1."""
+is flagged above 1.1, a T1w below 1/1.1. Synthetic FLAIRs come within 0.004 of 1."""
 
 SCALE_RANGE = (0.67, 1.5)
 """Plausible per-axis scale of template → native (singular values of the linear part): adult
