@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +78,19 @@ def image_outputs(output_dir: Path, source: str, step: str | None = None) -> lis
 
 
 def is_complete(
-    output_dir: Path, source: str, expected: Mapping[str, Any], step: str | None = None
+    output_dir: Path,
+    source: str,
+    accepted: Sequence[Mapping[str, Any]],
+    step: str | None = None,
 ) -> bool:
-    """Whether ``source`` has a record equal to ``expected`` and all the outputs it lists."""
+    """Whether ``source`` has a record whose fingerprint is one of ``accepted`` and all the
+    outputs it lists."""
     path = record_path(output_dir, source, step)
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if record.get("fingerprint") != expected:
+    if record.get("fingerprint") not in accepted:
         LOGGER.info("%s: inputs, options or version changed since %s", Path(source).name, path)
         return False
     return all((output_dir / name).is_file() for name in record.get("outputs", []))
@@ -94,24 +98,24 @@ def is_complete(
 
 def pending(
     output_dir: Path,
-    expected: Mapping[str, Mapping[str, Any]],
+    accepted: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     force: bool,
     done: str,
     step: str | None = None,
 ) -> set[str]:
-    """The sources of ``expected`` (source → fingerprint) whose record does not match, all of
-    them with ``force``; logs how many are skipped, as ``done`` (e.g. "preprocessed")."""
+    """The sources of ``accepted`` (source → fingerprints a record may hold) not complete, all
+    of them with ``force``; logs how many are skipped, as ``done`` (e.g. "preprocessed")."""
     todo = {
         source
-        for source, fingerprint in expected.items()
-        if force or not is_complete(output_dir, source, fingerprint, step)
+        for source, fingerprints in accepted.items()
+        if force or not is_complete(output_dir, source, fingerprints, step)
     }
-    if len(todo) < len(expected):
+    if len(todo) < len(accepted):
         LOGGER.info(
             "%d image(s) already %s with these inputs and options, skipped (--force recomputes "
             "them)",
-            len(expected) - len(todo),
+            len(accepted) - len(todo),
             done,
         )
     return todo

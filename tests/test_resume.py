@@ -44,19 +44,20 @@ def test_a_record_holds_while_inputs_options_version_and_outputs_do(tmp_path):
     source = _touch(bids_dir / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz")
     output = _touch(out / "sub-01" / "anat" / "sub-01_desc-preproc_FLAIR.nii.gz")
     expected = completion.fingerprint({"raw": source}, {"seed": 1})
-    assert not completion.is_complete(out, str(source), expected)
+    assert not completion.is_complete(out, str(source), [expected])
     record = completion.complete(out, str(source), expected)
     assert record == out / "logs" / "completed" / "sub-01_FLAIR.json"
-    assert completion.is_complete(out, str(source), expected)
+    assert completion.is_complete(out, str(source), [expected])
     other_seed = completion.fingerprint({"raw": source}, {"seed": 2})
-    assert not completion.is_complete(out, str(source), other_seed)
+    assert not completion.is_complete(out, str(source), [other_seed])
+    assert completion.is_complete(out, str(source), [other_seed, expected])  # either will do
     source.write_text("new scan")
     assert not completion.is_complete(
-        out, str(source), completion.fingerprint({"raw": source}, {"seed": 1})
+        out, str(source), [completion.fingerprint({"raw": source}, {"seed": 1})]
     )
     source.write_text("x")
     output.unlink()
-    assert not completion.is_complete(out, str(source), expected)
+    assert not completion.is_complete(out, str(source), [expected])
     _touch(output)
     assert completion.clear(out, str(source)) == [record, output]
     assert not record.exists() and not output.exists()

@@ -296,8 +296,9 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
         LOGGER.error("%d FLAIR image(s) have no preprocessed image to explain", missing)
     step = f"model-{derivatives.model_label(model)}"
     expected = {scan.flair.path: scan_fingerprint(scan, model, plan) for scan in scans}
+    accepted = {source: [fingerprint] for source, fingerprint in expected.items()}
     pending = completion.pending(
-        output_dir, expected, force=plan.force, done=f"explained by {step}", step=step
+        output_dir, accepted, force=plan.force, done=f"explained by {step}", step=step
     )
     todo = [scan for scan in scans if scan.flair.path in pending]
     if not todo:

@@ -136,15 +136,20 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
     what an earlier run left of them, run, and get a record, or, when they fail, lose their
     outputs again: a failed image leaves only its crash file.
     """
-    options = {"seed": plan.seed, "lesion_fill": plan.lesion_fill}
-    expected = {
-        flair.path: completion.fingerprint(
-            {flair.relpath: flair.path, **({"lesion_mask": mask} if mask else {})}, options
-        )
+    # A record made with lesion filling also covers a run without: the other outputs are equal.
+    fills = [plan.lesion_fill] if plan.lesion_fill else [False, True]
+    accepted = {
+        flair.path: [
+            completion.fingerprint(
+                {flair.relpath: flair.path, **({"lesion_mask": mask} if mask else {})},
+                {"seed": plan.seed, "lesion_fill": fill},
+            )
+            for fill in fills
+        ]
         for flair, mask in images
     }
     output_dir = plan.output_dir
-    pending = completion.pending(output_dir, expected, force=plan.force, done="preprocessed")
+    pending = completion.pending(output_dir, accepted, force=plan.force, done="preprocessed")
     todo = [(flair, mask) for flair, mask in images if flair.path in pending]
     if not todo:
         return 0
@@ -162,6 +167,6 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
         if flair.path in failed:
             completion.clear(output_dir, flair.path)
         else:
-            completion.complete(output_dir, flair.path, expected[flair.path])
+            completion.complete(output_dir, flair.path, accepted[flair.path][0])
     warn_flagged(output_dir, [flair for flair, _ in todo if flair.path not in failed])
     return 1 if failed else 0
