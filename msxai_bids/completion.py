@@ -1,4 +1,5 @@
-"""Completion records: an image counts as preprocessed only when its record says so.
+"""Completion records: an image counts as preprocessed, or explained by a model, only when its
+record says so.
 
 A run can die anywhere (SIGKILL, a node's time limit, a full disk). Derivative files are each
 written atomically, but a participant's set of files is not: a killed run leaves some of them.
