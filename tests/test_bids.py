@@ -322,7 +322,7 @@ def test_training_leaves_out_flagged_registrations_and_names_them(tmp_path, capl
         "sub-01/anat/sub-01_FLAIR.nii.gz",
         "sub-03/anat/sub-03_FLAIR.nii.gz",
     ]
-    (warning,) = caplog.records
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage() == (
         "1 image(s) left out: the participant level's QC flagged them as implausible: "
         "sub-02/anat/sub-02_FLAIR.nii.gz (brain-mask Dice 0.412 < 0.7); --include-flagged uses them"
@@ -333,7 +333,7 @@ def test_the_participant_level_warns_of_each_flagged_registration(tmp_path, capl
     out, flairs = _plant_registration_qc(tmp_path)
     with caplog.at_level(logging.WARNING, logger="msxai.workflow"):
         warn_flagged(out, flairs)
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "sub-02/anat/sub-02_FLAIR.nii.gz: flagged as implausible by its QC (brain-mask Dice "
         "0.412 < 0.7); its report shows it, and group --train leaves it out unless "
         "--include-flagged"
@@ -352,7 +352,7 @@ def test_a_run_reports_the_crashes_of_its_own_images_only(tiny_bids, tmp_path, c
     with caplog.at_level(logging.ERROR, logger="msxai.workflow"):
         failed = failed_images(crashes, mine)
     assert failed == {mine[0].path}
-    messages = [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert messages[0].startswith(
         f"failed: {flair_workflow_name(mine[0])}.preproc_wf.n4 — ValueError: planted failure"
     )

@@ -79,7 +79,10 @@ def test_unknown_participant_exits_18(tiny_bids, tmp_path, capsys):
 
 
 def test_a_run_leaves_no_log_handlers_and_its_log_ends_with_the_exit_code(tiny_bids, tmp_path):
-    """No handler outlives its run, so that a later run in one process logs to its own console."""
+    """No handler or level outlives its run, so that a later run in one process logs to its own
+    console and other code logs as before."""
+    logger = logging.getLogger("msxai")
+    level = logger.level
     out = tmp_path / "out"
     argv = [
         str(tiny_bids),
@@ -91,7 +94,7 @@ def test_a_run_leaves_no_log_handlers_and_its_log_ends_with_the_exit_code(tiny_b
         str(tmp_path / "work"),
     ]
     assert main(argv) == 18
-    assert not logging.getLogger("msxai").handlers
+    assert not logger.handlers and logger.level == level
     (log,) = (out / "logs").glob("msxai-*.log")
     assert log.read_text().strip().splitlines()[-1].endswith("msxai finished, exit code 18")
 

@@ -83,14 +83,16 @@ def refuse_unusable_dir(path: Path, what: str) -> None:
 def logging_to(config: Config, log_file: Path) -> Iterator[None]:
     """Log to the console (INFO, DEBUG with -v) and to ``log_file`` for the length of one run.
 
-    The handlers are removed and closed on the way out, so that a second run in the same process
-    (tests, notebooks) writes to its own console and log file, not to the first one's.
+    The handlers are removed and closed and the logger's level restored on the way out, so that
+    a second run in the same process (tests, notebooks) writes to its own console and log file,
+    not to the first one's, and code run after it logs as before.
     """
     fmt = logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s | %(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if config.verbose else logging.INFO)
     to_file = logging.FileHandler(log_file)
     to_file.setLevel(logging.DEBUG)
+    level = LOGGER.level
     LOGGER.setLevel(logging.DEBUG)
     for handler in (console, to_file):
         handler.setFormatter(fmt)
@@ -101,6 +103,7 @@ def logging_to(config: Config, log_file: Path) -> Iterator[None]:
         for handler in (console, to_file):
             LOGGER.removeHandler(handler)
             handler.close()
+        LOGGER.setLevel(level)
 
 
 def run(config: Config) -> int:
