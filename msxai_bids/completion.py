@@ -41,14 +41,21 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def fingerprints(
+    inputs: Mapping[str, str | Path], *options: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What outputs depend on, once per set of ``options``: msxai's version, the options and the
+    hash of each input file (``inputs`` maps a name to its path), each file hashed once."""
+    hashes = {name: sha256(path) for name, path in inputs.items()}
+    return [
+        {"msxai_version": __version__, "options": dict(choice), "inputs": hashes}
+        for choice in options
+    ]
+
+
 def fingerprint(inputs: Mapping[str, str | Path], options: Mapping[str, Any]) -> dict[str, Any]:
-    """What outputs depend on: msxai's version, ``options`` and the hash of each input file
-    (``inputs`` maps a name to its path)."""
-    return {
-        "msxai_version": __version__,
-        "options": dict(options),
-        "inputs": {name: sha256(path) for name, path in inputs.items()},
-    }
+    """The fingerprint of one set of ``options`` (see :func:`fingerprints`)."""
+    return fingerprints(inputs, options)[0]
 
 
 def record_path(output_dir: Path, source: str, step: str | None = None) -> Path:

@@ -16,6 +16,7 @@ from bids.layout import BIDSFile
 
 from msxai_bids import derivatives
 from msxai_bids.errors import NoInputError, UsageError
+from msxai_bids.preprocessing.qc import read_qc
 
 LOGGER = logging.getLogger("msxai.group")
 
@@ -145,7 +146,7 @@ def image_table(
 
 def registration_plausible(qc: Path | None) -> object:
     """The ``plausible`` flag of a registration QC file, or missing without one."""
-    return json.loads(qc.read_text())["plausible"] if qc is not None else pd.NA
+    return read_qc(qc).get("plausible", pd.NA)
 
 
 def without_flagged(table: pd.DataFrame) -> pd.DataFrame:
@@ -154,17 +155,18 @@ def without_flagged(table: pd.DataFrame) -> pd.DataFrame:
     A model trained on misregistered heads, or on another contrast, learns that, so they are
     left out, each named with the QC's reason; an image without a QC file is kept.
     """
-    plausible = table["qc"].map(registration_plausible)
-    flagged = table[plausible.eq(False).fillna(False).astype(bool)]
-    if flagged.empty:
+    records = table["qc"].map(read_qc)
+    flagged = records.map(lambda record: record.get("plausible") is False).astype(bool)
+    if not flagged.any():
         return table
     reasons = [
-        f"{row.source} ({json.loads(row.qc.read_text())['reason']})" for row in flagged.itertuples()
+        f"{source} ({record['reason']})"
+        for source, record in zip(table.loc[flagged, "source"], records[flagged], strict=True)
     ]
     LOGGER.warning(
         "%d image(s) left out: the participant level's QC flagged them as implausible: %s; "
         "--include-flagged uses them",
-        len(flagged),
+        len(reasons),
         "; ".join(reasons),
     )
-    return table.drop(index=flagged.index).reset_index(drop=True)
+    return table[~flagged].reset_index(drop=True)

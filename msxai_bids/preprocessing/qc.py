@@ -16,6 +16,7 @@ T1w and darker in FLAIR and T2w (``white_grey_ratio``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nb
@@ -150,6 +151,11 @@ def registration_metrics(
     if metrics["nmi"] < NMI_MIN:
         reasons.append(f"normalised mutual information {metrics['nmi']:.3f} < {NMI_MIN}")
     return metrics | {"plausible": not reasons, "reason": "; ".join(reasons)}
+
+
+def read_qc(path: Path | None) -> dict:
+    """A QC file written from :func:`registration_metrics`; empty without one."""
+    return json.loads(Path(path).read_text()) if path is not None else {}
 
 
 def brain_cuts(template: nb.Nifti1Image, axis: int, count: int = 6) -> np.ndarray:

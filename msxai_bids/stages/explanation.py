@@ -295,8 +295,7 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
     if missing:
         LOGGER.error("%d FLAIR image(s) have no preprocessed image to explain", missing)
     step = f"model-{derivatives.model_label(model)}"
-    expected = {scan.flair.path: scan_fingerprint(scan, model, plan) for scan in scans}
-    accepted = {source: [fingerprint] for source, fingerprint in expected.items()}
+    accepted = {scan.flair.path: [scan_fingerprint(scan, model, plan)] for scan in scans}
     pending = completion.pending(
         output_dir, accepted, force=plan.force, done=f"explained by {step}", step=step
     )
@@ -317,5 +316,5 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
         if scan.flair.relpath in failed:
             completion.clear(output_dir, scan.flair.path, step)
         else:
-            completion.complete(output_dir, scan.flair.path, expected[scan.flair.path], step)
+            completion.complete(output_dir, scan.flair.path, accepted[scan.flair.path][0], step)
     return 1 if failed or missing else 0

@@ -6,7 +6,6 @@ failing image leaves a crash file in ``OUT/logs/`` while the others go on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from nipype.pipeline import engine as pe
 
 from msxai_bids import bids, completion, derivatives, inputs
 from msxai_bids.errors import NoInputError
+from msxai_bids.preprocessing.qc import read_qc
 from msxai_bids.workflows.base import flair_workflow_name, init_participant_wf
 from msxai_bids.workflows.preprocessing import ITK_THREADS
 
@@ -93,8 +93,7 @@ def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[st
 def warn_flagged(output_dir: Path, images: Sequence[BIDSFile]) -> None:
     """A warning per image whose QC (registration and contrast) is flagged, with the reason."""
     for flair in images:
-        qc = derivatives.find(output_dir, "qc", flair.entities)
-        record = json.loads(qc.read_text()) if qc is not None else {}
+        record = read_qc(derivatives.find(output_dir, "qc", flair.entities))
         if record.get("plausible") is False:
             LOGGER.warning(
                 "%s: flagged as implausible by its QC (%s); its report shows it, and "
@@ -139,13 +138,10 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
     # A record made with lesion filling also covers a run without: the other outputs are equal.
     fills = [plan.lesion_fill] if plan.lesion_fill else [False, True]
     accepted = {
-        flair.path: [
-            completion.fingerprint(
-                {flair.relpath: flair.path, **({"lesion_mask": mask} if mask else {})},
-                {"seed": plan.seed, "lesion_fill": fill},
-            )
-            for fill in fills
-        ]
+        flair.path: completion.fingerprints(
+            {flair.relpath: flair.path, **({"lesion_mask": mask} if mask else {})},
+            *({"seed": plan.seed, "lesion_fill": fill} for fill in fills),
+        )
         for flair, mask in images
     }
     output_dir = plan.output_dir
