@@ -11,15 +11,14 @@ import torch
 import torch.nn.functional as F
 from cnn_fixtures import SMALL_SHAPE, brain_like_volume, seeded_network, twin
 from torch import nn
+from zennit.composites import LayerMapComposite
 from zennit.core import stabilize
+from zennit.rules import Epsilon, Pass
+from zennit.types import Convolution
 
 from msxai_bids.explain.attribution import attribute, explain
-from msxai_bids.explain.methods import (
-    METHODS,
-    Method,
-    epsilon_stabiliser,
-    lrp_epsilon_composite,
-)
+from msxai_bids.explain.methods import METHODS, Method, lrp_epsilon_composite
+from msxai_bids.explain.rules import epsilon_stabiliser
 from msxai_bids.model.network import FastSixtyFourNet, SixtyFourNet
 
 
@@ -78,6 +77,22 @@ def test_zennit_lrp_epsilon_equals_the_independent_oracle(float64_case, cls):
     # the oracle is not trivially close to the plain gradient times input
     gradient_input, _ = attribute(model, volume, "gradient-input")
     assert _relative_error(gradient_input, expected) > 1e-2
+
+
+@pytest.mark.parametrize("cls", [SixtyFourNet, FastSixtyFourNet])
+def test_the_epsilon_rule_from_the_forward_outputs_equals_zennits_epsilon(float64_case, cls):
+    network, volume, _ = float64_case
+    model = twin(network, cls)
+    rule = Epsilon(epsilon_stabiliser(1e-3))
+    zennit_rule = Method(
+        "zennit-epsilon",
+        partial(LayerMapComposite, [(nn.ELU, Pass()), (Convolution, rule), (nn.Linear, rule)]),
+        "epsilon",
+    )
+    expected, expected_logit = attribute(model, volume, zennit_rule)
+    relevance, logit = attribute(model, volume, "lrp-epsilon")
+    assert _relative_error(relevance, expected) <= 1e-12
+    assert torch.equal(logit, expected_logit)
 
 
 def test_stabiliser_is_bit_identical_to_zennits():
