@@ -152,8 +152,18 @@ def complete(
     output_dir: Path, source: str, expected: Mapping[str, Any], step: str | None = None
 ) -> Path:
     """Write the record of ``source`` (by ``step``) listing the outputs that exist now."""
-    made = image_outputs(output_dir, source, step)
-    outputs = [str(p.relative_to(output_dir)) for p in made]
+    return record(output_dir, source, expected, image_outputs(output_dir, source, step), step)
+
+
+def record(
+    output_dir: Path,
+    source: str,
+    expected: Mapping[str, Any],
+    outputs: Sequence[Path],
+    step: str | None = None,
+) -> Path:
+    """Write the record of ``source`` (by ``step``): its fingerprint and ``outputs``."""
+    names = [str(p.relative_to(output_dir)) for p in outputs]
     return write_json(
-        record_path(output_dir, source, step), {"fingerprint": dict(expected), "outputs": outputs}
+        record_path(output_dir, source, step), {"fingerprint": dict(expected), "outputs": names}
     )

@@ -8,6 +8,7 @@ writes the participants' reports, then ``msxai … group`` the analyses and ``gr
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from msxai_bids.cli.run import main
 from msxai_bids.reports import figures
 from msxai_bids.reports.html import number
 from msxai_bids.reports.participant import ReportContext, write_participant_report
+from msxai_bids.stages.report import ReportPlan, run_participant_reports
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -194,6 +196,26 @@ def test_reports_only_changes_nothing_but_reports(reported):
     }  # fmt: skip
     assert main([str(bids_dir), str(out), "group", "--reports-only", "--skip-bids-validation"]) == 0
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
+
+
+def test_a_rerun_draws_again_only_the_reports_whose_contents_changed(reported, caplog):
+    _, _, bids_dir, out = reported
+    flairs = bids.collect_images(bids.load_layout(bids_dir, out))
+    pages = [page for page in reports(out) if page.name != "group.html"]
+    drawn = {page: page.stat().st_mtime_ns for page in pages}
+    caplog.set_level(logging.INFO, logger="msxai.reports")
+    assert run_participant_reports(flairs, flairs, ReportPlan(out)) == 0
+    assert {page: page.stat().st_mtime_ns for page in pages} == drawn
+    assert f"{len(pages)} report(s) kept: nothing they show changed" in caplog.text
+    # a figure lost since: its subject's report is drawn again, the others are kept
+    figure = next((out / "sub-05" / "figures").glob("*_desc-mosaic_FLAIR.png"))
+    figure.unlink()
+    assert run_participant_reports(flairs, flairs, ReportPlan(out)) == 0
+    assert figure.is_file()
+    redrawn = {page for page in pages if page.stat().st_mtime_ns != drawn[page]}
+    assert redrawn == {out / "sub-05.html"}
+    assert run_participant_reports(flairs, flairs, ReportPlan(out, redraw=True)) == 0
+    assert all(page.stat().st_mtime_ns != drawn[page] for page in pages)
 
 
 def test_a_figure_that_fails_is_shown_missing_and_the_report_is_written(reported, monkeypatch):

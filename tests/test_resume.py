@@ -101,9 +101,9 @@ def test_a_rerun_after_sigkill_ends_with_the_outputs_of_an_uninterrupted_run(tmp
     assert derivative_files(out) == files
     assert [f for f in sorted(files) if not same_content(out / f, reference / f)] == []
     records = sorted(path.name for path in (out / "logs" / "completed").glob("*.json"))
-    assert records == [  # preprocessing, then the demo model's explanations, of each image
-        "sub-01_FLAIR.json", "sub-01_FLAIR_model-demomodel.json",
-        "sub-02_FLAIR.json", "sub-02_FLAIR_model-demomodel.json",
+    assert records == [  # preprocessing, the demo model's explanations, then the report
+        "sub-01_FLAIR.json", "sub-01_FLAIR_model-demomodel.json", "sub-01_report.json",
+        "sub-02_FLAIR.json", "sub-02_FLAIR_model-demomodel.json", "sub-02_report.json",
     ]  # fmt: skip
 
     cached = _participant(bids_dir, out, work)
@@ -112,3 +112,4 @@ def test_a_rerun_after_sigkill_ends_with_the_outputs_of_an_uninterrupted_run(tmp
     assert "2 image(s) already preprocessed with these inputs and options, skipped" in err
     assert "2 image(s) already explained by model-demomodel with these inputs" in err
     assert "msxai_participant_wf" not in err  # no workflow ran
+    assert "2 report(s) kept: nothing they show changed" in err

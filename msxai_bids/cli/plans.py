@@ -95,7 +95,7 @@ def report_plan(config: Config) -> ReportPlan:
     """The reports of either level."""
     from msxai_bids.stages.report import ReportPlan
 
-    return plan_from(config, ReportPlan)
+    return plan_from(config, ReportPlan, redraw=config.reports_only or config.force)
 
 
 def explanation_plan(config: Config) -> ExplanationPlan:

@@ -2,7 +2,10 @@
 the group level, and the methods text beside the logs; ``--reports-only`` runs this stage alone.
 
 Reports read only OUT. A figure that fails is logged and shown as missing; a report that cannot
-be written is logged as an error and sets the exit code, and the other reports go on.
+be written is logged as an error and sets the exit code, and the other reports go on. A
+participant's report is drawn again only when what it shows changed (its record in
+``logs/completed/sub-<L>_report.json``), so that a rerun of finished participants costs no
+drawing; ``--reports-only`` and ``--force`` draw every report.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from bids.layout import BIDSFile
 
-from msxai_bids import bids, derivatives
+from msxai_bids import bids, completion, derivatives
 from msxai_bids.reports.citation import Methods, methods_text, write_citation
 from msxai_bids.reports.group import write_group_report
 from msxai_bids.reports.participant import ReportContext, heatmap_scales, write_participant_report
@@ -27,11 +30,17 @@ LOGGER = logging.getLogger("msxai.reports")
 
 @dataclass(frozen=True)
 class ReportPlan:
-    """What the reports need to know of the run: where OUT is and the command that made them."""
+    """What the reports need to know of the run: where OUT is, the command that made them, and
+    whether to draw unchanged participant reports again (``redraw``)."""
 
     output_dir: Path
     command: str = ""
     run_id: str = ""
+    redraw: bool = False
+
+
+#: ``step`` of a participant report's completion record.
+REPORT_STEP = "report"
 
 
 def write_methods_text(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
@@ -76,11 +85,39 @@ def crash_files(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[str, list[
     return found
 
 
+def report_fingerprint(context: ReportContext, images: Sequence[BIDSFile]) -> dict:
+    """What a subject's report shows, in short: the completion records of its images (their
+    inputs, options and outputs), the cohort's colour scales, the methods text and the images'
+    crash files, with msxai's version.
+
+    The command and run named in the report are left out: a report that is kept names the run
+    that drew it.
+    """
+    records = {}
+    for flair in images:
+        preprocessed = completion.record_path(context.output_dir, flair.path)
+        explained = preprocessed.parent.glob(f"{preprocessed.stem}_model-*.json")
+        records |= {p.name: p for p in [preprocessed, *sorted(explained)] if p.is_file()}
+    options = {
+        "scales": [[*key, scale] for key, scale in sorted(context.scales.items())],
+        "methods_text": list(context.methods_text),
+        "crashes": {flair.relpath: context.crashes.get(flair.relpath, []) for flair in images},
+    }
+    return completion.fingerprint(records, options)
+
+
+def subject_figures(output_dir: Path, subject: str) -> list[Path]:
+    """The figure files of a subject's folders (sessions included)."""
+    folder = output_dir / f"sub-{subject}"
+    return sorted(p for p in folder.glob("**/figures/*") if not p.name.startswith(".tmp-"))
+
+
 def run_participant_reports(
     flairs: Sequence[BIDSFile], everyone: Sequence[BIDSFile], plan: ReportPlan
 ) -> int:
     """One report per subject of ``flairs``; heatmap colour scales over ``everyone`` in OUT.
 
+    A report whose record matches what it would show now is kept, unless ``plan.redraw``.
     Returns 1 if any report could not be written, else 0.
     """
     start = time.perf_counter()
@@ -93,16 +130,29 @@ def run_participant_reports(
         tuple(text.with_citations()),
         crash_files(plan.output_dir, flairs),
     )
-    failed = 0
+    failed, kept = 0, 0
     by_subject = sorted(flairs, key=lambda f: (f.entities["subject"], f.relpath))
-    for subject, images in groupby(by_subject, key=lambda f: f.entities["subject"]):
+    for subject, grouped in groupby(by_subject, key=lambda f: f.entities["subject"]):
+        images, source = list(grouped), f"sub-{subject}"
+        expected = report_fingerprint(context, images)
+        if not plan.redraw and completion.is_complete(
+            plan.output_dir, source, [expected], REPORT_STEP
+        ):
+            kept += 1
+            continue
         try:
-            path = write_participant_report(context, subject, list(images))
+            path = write_participant_report(context, subject, images)
         except (OSError, ValueError, KeyError) as err:
             LOGGER.error("report of sub-%s not written: %s: %s", subject, type(err).__name__, err)
             failed += 1
             continue
+        outputs = [path, *subject_figures(plan.output_dir, subject)]
+        completion.record(plan.output_dir, source, expected, outputs, REPORT_STEP)
         LOGGER.info("report: %s", path)
+    if kept:
+        LOGGER.info(
+            "%d report(s) kept: nothing they show changed (--reports-only redraws them)", kept
+        )
     LOGGER.info("participant reports written in %.1f s", time.perf_counter() - start)
     return 1 if failed else 0
 
