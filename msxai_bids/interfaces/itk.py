@@ -24,8 +24,13 @@ def use_itk_threads(num_threads: int) -> None:
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(int(num_threads), 1))
 
 
-def output_path(cwd: str, in_file: str, suffix: str, extension: str = ".nii.gz") -> str:
-    """``<cwd>/<in_file stem><suffix><extension>``: where a node writes its result."""
+def output_path(cwd: str, in_file: str, suffix: str, extension: str = ".nii") -> str:
+    """``<cwd>/<in_file stem><suffix><extension>``: where a node writes its result.
+
+    Images in the working directory are not compressed: ITK gzips a 1 mm head in 3 s and
+    writes it uncompressed in 0.1 s, and an image passes through half a dozen nodes. The sinks
+    compress what goes into OUT.
+    """
     name = Path(in_file).name
     stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem
     return str(Path(cwd) / f"{stem}{suffix}{extension}")
