@@ -18,6 +18,7 @@ from zennit.types import Convolution
 
 from msxai_bids.explain.attribution import attribute, explain
 from msxai_bids.explain.methods import METHODS, Method, lrp_epsilon_composite
+from msxai_bids.explain.names import METHOD_NAMES
 from msxai_bids.explain.rules import epsilon_stabiliser
 from msxai_bids.model.network import FastSixtyFourNet, SixtyFourNet
 
@@ -173,6 +174,10 @@ def test_other_lrp_rules_agree_between_implementations(method):
     assert _relative_error(found, expected) <= 1e-4
     epsilon, _ = attribute(literal, volume, "lrp-epsilon")
     assert _relative_error(found, epsilon) > 1e-2  # a different rule really ran
+
+
+def test_the_names_known_without_zennit_are_those_of_the_methods():
+    assert tuple(METHODS) == METHOD_NAMES
 
 
 def test_unknown_or_no_method_is_refused_before_work():

@@ -50,12 +50,13 @@ def check_model(path: Path, option: str) -> str:
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
-    """Refuse unknown explanation methods (imports zennit only when a stage will explain)."""
-    from msxai_bids.explain.methods import METHODS
+    """Refuse unknown explanation methods."""
+    from msxai_bids.explain.names import METHOD_NAMES
 
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(set(methods) - set(METHOD_NAMES))
     if unknown:
-        raise UsageError(f"unknown --method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        choices = ", ".join(METHOD_NAMES)
+        raise UsageError(f"unknown --method {', '.join(unknown)}; choose from {choices}")
     return tuple(methods)
 
 

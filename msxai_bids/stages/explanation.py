@@ -25,10 +25,8 @@ from scipy.special import expit
 
 from msxai_bids import bids, completion, derivatives
 from msxai_bids.explain.atlases import Atlas, load_atlas
-from msxai_bids.explain.attribution import explain
 from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
-from msxai_bids.explain.methods import METHODS
 from msxai_bids.explain.regions import bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
@@ -92,6 +90,8 @@ def heatmap_metadata(
     output_dir: Path, scan: Scan, card: ModelCard, method: str, row: dict, lesions: dict
 ) -> dict:
     """Sidecar of a relevance map: model, method and rule, the decision it explains."""
+    from msxai_bids.explain.methods import METHODS  # zennit: only when a map is written
+
     return {
         "Sources": [
             bids.raw_uri(scan.flair.path),
@@ -223,6 +223,8 @@ def explain_scans(
 
     The network's field of view is written into ``OUT/models/`` first, unless it is there.
     """
+    from msxai_bids.explain.attribution import explain  # zennit: only when there is work
+
     device = select_device(device, SINGLE_PROCESS)
     model, card = load_model(model_path, device=device)
     loaded = [load_atlas(atlas) for atlas in atlases]
