@@ -1,8 +1,9 @@
 """Cost of one participant, end to end and step by step, with the ratios measured in one run.
 
-Usage::
+Usage (with tcmalloc, as the container and the demo run msxai)::
 
-    python benchmarks/bench_participant.py [--participants 3] [--threads 2] [--json FILE]
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
+        python benchmarks/bench_participant.py [--participants 3] [--threads 2] [--json FILE]
 
 A benchmark cohort (synthetic patients at 1 mm with scalp, ``msxai_bids.synth``) is written to
 a temporary folder, and on it, one after another:
@@ -69,6 +70,12 @@ def cpu_description() -> str:
     flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].splitlines()[0].split()
     vector = sorted(f for f in flags if f.startswith(("avx512", "avx2", "fma")))
     return f"{model}; {os.cpu_count()} CPUs; {' '.join(vector) or 'no AVX2/AVX-512'}"
+
+
+def allocator() -> str:
+    """``tcmalloc`` when it is preloaded into this process, else ``glibc``: the network's
+    250 MB tensors cost page faults on every pass with glibc's allocator."""
+    return "tcmalloc" if "tcmalloc" in Path("/proc/self/maps").read_text() else "glibc"
 
 
 def group_memory_gb(group: int) -> float:
@@ -309,7 +316,7 @@ def main() -> None:
     if Path(TCMALLOC).exists():  # as the container and the demo run msxai
         env["LD_PRELOAD"] = TCMALLOC
     root = Path(tempfile.mkdtemp(prefix="msxai-bench-"))
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_description()}; allocator of the timed calls: {allocator()}")
     print(f"{args.participants} participants × 1 mm with scalp, {args.threads} threads, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     bids = make_cohort(root / "bids", n_patients=args.participants, n_controls=0,
