@@ -1,5 +1,7 @@
 """The preprocessing workflow: graph structure, and one full run on a phantom with a rerun."""
 
+import gc
+import importlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +15,7 @@ from preproc_phantoms import make_phantom, random_pose
 
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.interfaces.itk import use_itk_threads
+from msxai_bids.stages import preprocessing as stage
 from msxai_bids.workflows.preprocessing import OUTPUT_FIELDS, init_preproc_wf
 
 
@@ -58,6 +61,34 @@ def test_itk_thread_count_reaches_the_environment(monkeypatch):
     monkeypatch.delenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", raising=False)
     use_itk_threads(3)
     assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
+
+
+def test_the_modules_preloaded_for_the_workers_exist():
+    # The server that forks the workers skips a module it cannot import, without a word.
+    for name in stage.WORKER_MODULES:
+        importlib.import_module(name)
+
+
+def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path):
+    # Nipype's MultiProc collects garbage at every poll with a processor free; over an
+    # unfrozen heap with torch loaded, that kept one of two cores busy.
+    class Recorder:
+        def __init__(self):
+            self.config = {"execution": {}}
+
+        def run(self, plugin, plugin_args):
+            self.frozen = gc.get_freeze_count()
+            self.plugin_args = plugin_args
+            raise RuntimeError("a node failed")
+
+    workflow = Recorder()
+    assert gc.get_freeze_count() == 0
+    crashes = stage.execute(workflow, stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w"))
+    assert crashes == []
+    assert workflow.frozen > 0
+    assert gc.get_freeze_count() == 0
+    assert workflow.plugin_args["mp_context"] == "forkserver"
+    assert workflow.config["execution"]["poll_sleep_duration"] == stage.POLL_SECONDS
 
 
 def _pack(preproc, brain_mask, xfm, qc, qc_figure, lesion_mask, lesionfilled, metadata):
