@@ -81,14 +81,21 @@ def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path)
             self.plugin_args = plugin_args
             raise RuntimeError("a node failed")
 
+    plan = stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w", nprocs=2)
     workflow = Recorder()
     assert gc.get_freeze_count() == 0
-    crashes = stage.execute(workflow, stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w"))
+    crashes = stage.execute(workflow, plan, n_images=3)
     assert crashes == []
     assert workflow.frozen > 0
     assert gc.get_freeze_count() == 0
     assert workflow.plugin_args["mp_context"] == "forkserver"
+    assert workflow.plugin_args["n_procs"] == 2
     assert workflow.config["execution"]["poll_sleep_duration"] == stage.POLL_SECONDS
+
+    # One image's steps run one after another: a second worker would only load modules.
+    workflow = Recorder()
+    stage.execute(workflow, plan, n_images=1)
+    assert workflow.plugin_args["n_procs"] == 1
 
 
 def _pack(preproc, brain_mask, xfm, qc, qc_figure, lesion_mask, lesionfilled, metadata):

@@ -62,8 +62,12 @@ class PreprocessingPlan:
     mem_gb: float | None = None
 
 
-def execute(workflow: pe.Workflow, plan: PreprocessingPlan) -> list[Path]:
-    """Run ``workflow`` with MultiProc; return the crash files it left (none: success)."""
+def execute(workflow: pe.Workflow, plan: PreprocessingPlan, n_images: int) -> list[Path]:
+    """Run ``workflow`` (``n_images`` images) with MultiProc; return its crash files, if any.
+
+    No more workers start than there are images: an image's steps run one after another, and
+    a worker costs seconds of imports and template loading before its first step.
+    """
     crash_dir = plan.output_dir / derivatives.LOGS_DIR
     workflow.config["execution"].update(
         {
@@ -77,7 +81,8 @@ def execute(workflow: pe.Workflow, plan: PreprocessingPlan) -> list[Path]:
         }
     )
     before = set(crash_dir.glob("crash-*.txt"))
-    args = {"n_procs": plan.nprocs, "raise_insufficient": False, "mp_context": "forkserver"}
+    workers = max(1, min(plan.nprocs, n_images))
+    args = {"n_procs": workers, "raise_insufficient": False, "mp_context": "forkserver"}
     if plan.mem_gb:
         args["memory_gb"] = plan.mem_gb
     # MultiProc runs a full garbage collection at every poll that finds a processor free:
@@ -199,7 +204,7 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
         lesion_fill=plan.lesion_fill,
         seed=plan.seed,
     )
-    failed = failed_images(execute(workflow, plan), [flair for flair, _ in todo])
+    failed = failed_images(execute(workflow, plan, len(todo)), [flair for flair, _ in todo])
     for flair, _ in todo:
         if flair.path in failed:
             completion.clear(output_dir, flair.path)
