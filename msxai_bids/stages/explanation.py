@@ -31,7 +31,6 @@ from msxai_bids.explain.regions import bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
 from msxai_bids.model.modelfile import ModelCard, load_model, model_paths
-from msxai_bids.preprocessing.resampling import to_native
 
 LOGGER = logging.getLogger("msxai.explain")
 
@@ -168,6 +167,8 @@ def write_scan(
     ``model`` is the ``model-`` label of the outputs (:func:`derivatives.model_label`), so that
     the explanations of several models lie side by side.
     """
+    from msxai_bids.preprocessing.resampling import to_native  # antspyx: only to write maps
+
     source = scan.flair.entities
     row = prediction_row(scan, card, logit)
     predictions = derivatives.path(output_dir, "predictions", source, model=model)
