@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_preprocessing
+from bench_explain import ALLOCATORS, loaded_allocator
 
 #: Preprocessing steps that are numerical work, not bookkeeping (names of bench_preprocessing).
 PREPROCESSING_STEPS = (
@@ -56,7 +57,6 @@ PREPROCESSING_STEPS = (
     "final brain mask",
     "resample to grid",
 )
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 def cpu_description() -> str:
@@ -70,12 +70,6 @@ def cpu_description() -> str:
     flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].splitlines()[0].split()
     vector = sorted(f for f in flags if f.startswith(("avx512", "avx2", "fma")))
     return f"{model}; {os.cpu_count()} CPUs; {' '.join(vector) or 'no AVX2/AVX-512'}"
-
-
-def allocator() -> str:
-    """``tcmalloc`` when it is preloaded into this process, else ``glibc``: the network's
-    250 MB tensors cost page faults on every pass with glibc's allocator."""
-    return "tcmalloc" if "tcmalloc" in Path("/proc/self/maps").read_text() else "glibc"
 
 
 def group_memory_gb(group: int) -> float:
@@ -313,10 +307,12 @@ def main() -> None:
     from msxai_bids.synth import make_cohort
 
     env = dict(os.environ)
-    if Path(TCMALLOC).exists():  # as the container and the demo run msxai
-        env["LD_PRELOAD"] = TCMALLOC
+    tcmalloc = ALLOCATORS["tcmalloc"]
+    if Path(tcmalloc["LD_PRELOAD"]).exists():  # as the container and the demo run msxai
+        env |= tcmalloc
     root = Path(tempfile.mkdtemp(prefix="msxai-bench-"))
-    print(f"CPU: {cpu_description()}; allocator of the timed calls: {allocator()}")
+    cpu = cpu_description()
+    print(f"CPU: {cpu}; allocator of the timed calls: {loaded_allocator()}")
     print(f"{args.participants} participants × 1 mm with scalp, {args.threads} threads, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     bids = make_cohort(root / "bids", n_patients=args.participants, n_controls=0,
@@ -341,7 +337,7 @@ def main() -> None:
     ratios = print_ratios(medians)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}; files in {root}")
     if args.json:
-        figures = {"cpu": cpu_description(), "participants": rows, "ratios": ratios}
+        figures = {"cpu": cpu, "participants": rows, "ratios": ratios}
         args.json.write_text(json.dumps(figures, indent=1))
 
 
