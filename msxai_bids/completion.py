@@ -66,6 +66,13 @@ def record_path(output_dir: Path, source: str, step: str | None = None) -> Path:
     return output_dir / derivatives.LOGS_DIR / "completed" / f"{name}.json"
 
 
+def records(output_dir: Path, source: str) -> list[Path]:
+    """The records of the raw image ``source`` that exist: its own, then its steps', sorted."""
+    own = record_path(output_dir, source)
+    steps = sorted(own.parent.glob(f"{own.stem}_*.json"))
+    return [path for path in [own, *steps] if path.is_file()]
+
+
 def image_outputs(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
     """Every file in the image's derivative folders made from ``source`` (by ``step`` only:
     named ``…_<step>_…``), temporary files of interrupted writes included, sorted."""

@@ -63,6 +63,22 @@ def test_a_record_holds_while_inputs_options_version_and_outputs_do(tmp_path):
     assert not record.exists() and not output.exists()
 
 
+def test_an_images_records_are_its_own_and_its_steps(tmp_path):
+    source = "/bids/sub-01/anat/sub-01_FLAIR.nii.gz"
+    folder = completion.record_path(tmp_path, source).parent
+    folder.mkdir(parents=True)
+    names = [
+        "sub-01_FLAIR.json", "sub-01_FLAIR_model-b.json", "sub-01_FLAIR_model-a.json",
+        "sub-01_ses-2_FLAIR.json", "sub-01_acq-ax_FLAIR_model-a.json", "sub-01_report.json",
+    ]  # fmt: skip
+    for name in names:
+        (folder / name).write_text("{}")
+    found = [path.name for path in completion.records(tmp_path, source)]
+    assert found == ["sub-01_FLAIR.json", "sub-01_FLAIR_model-a.json", "sub-01_FLAIR_model-b.json"]
+    (folder / "sub-01_FLAIR.json").unlink()
+    assert [path.name for path in completion.records(tmp_path, source)] == found[1:]
+
+
 def _participant(bids_dir: Path, out: Path, work: Path, **popen) -> subprocess.Popen:
     """The participant level as a user starts it, in a process group of its own."""
     command = [MSXAI, bids_dir, out, "participant", "-w", work, "--nprocs", "2", *OPTIONS]

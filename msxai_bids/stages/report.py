@@ -93,11 +93,11 @@ def report_fingerprint(context: ReportContext, images: Sequence[BIDSFile]) -> di
     The command and run named in the report are left out: a report that is kept names the run
     that drew it.
     """
-    records = {}
-    for flair in images:
-        preprocessed = completion.record_path(context.output_dir, flair.path)
-        explained = preprocessed.parent.glob(f"{preprocessed.stem}_model-*.json")
-        records |= {p.name: p for p in [preprocessed, *sorted(explained)] if p.is_file()}
+    records = {
+        path.name: path
+        for flair in images
+        for path in completion.records(context.output_dir, flair.path)
+    }
     options = {
         "scales": [[*key, scale] for key, scale in sorted(context.scales.items())],
         "methods_text": list(context.methods_text),
