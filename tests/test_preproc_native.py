@@ -9,7 +9,7 @@ from preproc_phantoms import make_phantom, random_pose
 from msxai_bids.preprocessing.bias import n4_correct
 from msxai_bids.preprocessing.brain import brain_mask
 from msxai_bids.preprocessing.qc import dice
-from msxai_bids.preprocessing.spaces import to_ras
+from msxai_bids.preprocessing.spaces import isotropic, to_ras
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,22 @@ def test_to_ras_reorders_axes_without_moving_voxels():
         world = affine @ [*index, 1]
         ras_index = np.rint(np.linalg.solve(ras.affine, world)[:3]).astype(int)
         assert ras.get_fdata()[tuple(ras_index)] == data[index]
+
+
+def test_isotropic_gives_ants_resample_image_grid_and_values():
+    """Same voxels as ANTs' ResampleImage on an oblique, anisotropic scan, odd and even sizes."""
+    rng = np.random.default_rng(0)
+    affine = np.diag([1.2, 0.9, 3.0, 1.0])
+    affine[:3, :3] = np.linalg.qr(rng.normal(size=(3, 3)))[0] @ affine[:3, :3]
+    affine[:3, 3] = [-80.0, 95.0, -40.0]
+    data = rng.random((61, 70, 23)).astype(np.float32)
+    image = ants.from_nibabel_nifti(nb.Nifti1Image(data, affine))
+    expected = ants.resample_image(image, (2.0, 2.0, 2.0), use_voxels=False, interp_type=0)
+    got = isotropic(image, 2.0)
+    assert got.shape == expected.shape
+    assert np.allclose(got.origin, expected.origin) and np.allclose(got.spacing, (2.0,) * 3)
+    assert np.allclose(got.direction, expected.direction)
+    assert np.allclose(got.numpy(), expected.numpy(), atol=1e-5)
 
 
 def test_to_ras_drops_a_singleton_volume_axis_and_refuses_4d():
