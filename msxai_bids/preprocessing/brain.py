@@ -38,12 +38,24 @@ WORKING_MM = 2.0
 
 
 def _central_component(labels: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """The labelled component whose voxels are on average nearest ``centre`` (voxel units)."""
-    index = np.arange(1, labels.max() + 1)
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, index)
-    kept = index[sizes >= 0.05 * sizes.max()]
-    centres = np.array(ndimage.center_of_mass(labels > 0, labels, kept)).reshape(-1, 3)
+    """The labelled component whose voxels are on average nearest ``centre`` (voxel units).
+
+    Sizes and centres come from ``np.bincount`` (one pass over the voxels), not from
+    ``ndimage.sum_labels``/``center_of_mass``, which sort the labels: 1.3 s on a 2 mm head.
+    """
+    flat = labels.ravel().astype(np.intp)
+    sizes = np.bincount(flat)
+    coordinates = np.indices(labels.shape).reshape(3, -1)
+    sums = np.stack([np.bincount(flat, weights=axis, minlength=sizes.size) for axis in coordinates])
+    index = np.arange(1, sizes.size)
+    kept = index[sizes[1:] >= 0.05 * sizes[1:].max()]
+    centres = (sums[:, kept] / sizes[kept]).T
     return labels == kept[np.argmin(np.linalg.norm(centres - centre, axis=1))]
+
+
+def _fill_holes(mask: ants.ANTsImage) -> ants.ANTsImage:
+    """``mask`` with every enclosed background region filled (scipy: 0.04 s; iMath 0.67 s)."""
+    return mask.new_image_like(ndimage.binary_fill_holes(mask.numpy() > 0).astype(np.float32))
 
 
 def brain_mask(image: ants.ANTsImage, *, erode_mm: float = 4.0) -> ants.ANTsImage:
@@ -68,7 +80,7 @@ def brain_mask(image: ants.ANTsImage, *, erode_mm: float = 4.0) -> ants.ANTsImag
     labels = ants.label_clusters(ants.iMath(foreground, "ME", radius), fully_connected=False)
     centre = np.array(ndimage.center_of_mass(foreground.numpy()))
     brain = coarse.new_image_like(_central_component(labels.numpy(), centre).astype(np.float32))
-    brain = ants.iMath(ants.iMath(brain, "MD", radius) * foreground, "FillHoles")
+    brain = _fill_holes(ants.iMath(brain, "MD", radius) * foreground)
     smooth = ants.resample_image_to_target(brain, image, interp_type="linear")
     return ants.threshold_image(smooth, 0.5, 1.5)
 
@@ -113,7 +125,5 @@ def template_prior_mask(image: ants.ANTsImage, xfm: Path) -> ants.ANTsImage:
     values = coarse.numpy()
     tissue = prior & (values > TISSUE_FRACTION * np.median(values[prior]))
     largest = ants.iMath(coarse.new_image_like(tissue.astype(np.float32)), "GetLargestComponent")
-    smooth = ants.resample_image_to_target(
-        ants.iMath(largest, "FillHoles"), image, interp_type="linear"
-    )
+    smooth = ants.resample_image_to_target(_fill_holes(largest), image, interp_type="linear")
     return ants.threshold_image(smooth, 0.5, 1.5)
