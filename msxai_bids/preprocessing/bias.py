@@ -21,8 +21,11 @@ WORKING_MM = 2.0
 FIELD_FLOOR = 1e-3
 """Smallest field value divided by, against interpolation zeros at the edge of the grid."""
 
-SHRINK = 2
-"""N4's own shrink factor on the 2 mm copy: the field is fitted on 4 mm voxels."""
+SHRINK = 4
+"""N4's own shrink factor on the 2 mm copy: the field is fitted on 8 mm voxels, a dozen per
+control-point spacing. Two 1 mm heads with scalp times a known quadratic field (log spread
+6 %), 50 iterations, 2 threads: residual log-field spread in the brain 0.59 and 0.57 % at 8 mm,
+0.59 and 0.55 % at 6 mm, 0.59 and 0.56 % at 4 mm, in 0.56, 1.1 and 2.9 s of N4."""
 
 LEVELS = 1
 """B-spline fitting levels; each further level halves the control-point spacing."""
