@@ -4,11 +4,14 @@ import gc
 import importlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pytest
+from bids.layout import BIDSLayout
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 from preproc_phantoms import make_phantom, random_pose
@@ -67,6 +70,58 @@ def test_the_modules_preloaded_for_the_workers_exist():
     # The server that forks the workers skips a module it cannot import, without a word.
     for name in stage.WORKER_MODULES:
         importlib.import_module(name)
+
+
+WORKER_CHECK = """
+import sys
+from multiprocessing import forkserver, get_context
+from msxai_bids.stages.preprocessing import WORKER_MODULES
+
+def loaded(queue):
+    from msxai_bids import templates
+    from msxai_bids.preprocessing import spaces
+    queue.put((spaces._template_on_grid.cache_info().currsize,
+               templates._template_file.cache_info().currsize, "ants" in sys.modules))
+
+if __name__ == "__main__":
+    forkserver.set_forkserver_preload(list(WORKER_MODULES))
+    context = get_context("forkserver")
+    queue = context.Queue()
+    worker = context.Process(target=loaded, args=(queue,))
+    worker.start()
+    print(*queue.get())
+    worker.join()
+"""
+
+
+def test_a_worker_starts_with_antspyx_and_the_templates_loaded(tmp_path):
+    # Loaded in each worker instead, they cost about 4 s before its first step.
+    script = tmp_path / "check.py"
+    script.write_text(WORKER_CHECK)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
+    )
+    on_grid, files, ants_imported = result.stdout.splitlines()[-1].split()  # after ITK notes
+    assert on_grid == "2" and int(files) >= 2 and ants_imported == "True"
+
+
+def test_while_starting_runs_between_the_server_start_and_the_workflow(tiny_bids, monkeypatch):
+    layout = BIDSLayout(tiny_bids)
+    images = [
+        (flair, None) for flair in layout.get(subject="01", suffix="FLAIR", extension=".nii.gz")
+    ]
+    plan = stage.PreprocessingPlan(tiny_bids.parent / "out", tiny_bids.parent / "work")
+    calls = []
+    monkeypatch.setattr(stage, "start_workers", lambda plan: calls.append("server"))
+    monkeypatch.setattr(stage, "init_participant_wf", lambda **kwargs: calls.append("graph"))
+    monkeypatch.setattr(stage, "execute", lambda *args: calls.append("workflow") or [])
+    monkeypatch.setattr(stage, "warn_flagged", lambda *args: None)
+    assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0
+    assert calls == ["server", "graph", "caller", "workflow"]
+
+    calls.clear()  # complete now: nothing runs, and the caller's work is not done either
+    assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0
+    assert calls == []
 
 
 def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path):

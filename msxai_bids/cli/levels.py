@@ -39,6 +39,13 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
     return flairs
 
 
+def import_explanation_libraries() -> None:
+    """Import torch, zennit and antspyx for the explanation stage (see ``while_starting``)."""
+    from msxai_bids.stages import explanation
+
+    explanation.import_libraries()
+
+
 def run_participant(config: Config) -> int:
     """Participant level: check the selected images, preprocess those that pass, then, with
     ``--model``, explain them, then write each subject's report (``--reports-only``: the
@@ -48,6 +55,8 @@ def run_participant(config: Config) -> int:
     """
     from msxai_bids.stages import preprocessing, report
 
+    if not config.reports_only:  # the workers' server loads while this process goes on
+        preprocessing.start_workers(plans.preprocessing_plan(config))
     explaining = None
     if config.model is not None and not config.reports_only:
         plans.check_model(config.model, "--model")
@@ -60,7 +69,14 @@ def run_participant(config: Config) -> int:
         images = preprocessing.screen(layout, flairs, lesion_fill=config.lesion_fill)
         status = int(len(images) < len(flairs))
         flairs = [flair for flair, _ in images]
-        status = max(status, preprocessing.run(images, plans.preprocessing_plan(config)))
+        status = max(
+            status,
+            preprocessing.run(
+                images,
+                plans.preprocessing_plan(config),
+                while_starting=None if explaining is None else import_explanation_libraries,
+            ),
+        )
     if explaining is not None:
         from msxai_bids.stages import explanation
 

@@ -10,6 +10,7 @@ matches the model file, its preprocessed image and the options is not explained 
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,6 +198,18 @@ def write_scan(
             )
             bids.write_tsv(bilateral, bilateral_table(table))
     return row
+
+
+def import_libraries() -> None:
+    """Import what explaining a scan needs beyond this module: zennit (it imports torchvision
+    and torch's compiler) and antspyx, 3 s together.
+
+    The participant level calls this while the preprocessing workers' server starts, when the
+    images being preprocessed are to be explained next; the stage itself imports them only
+    when it has work, so a rerun with nothing to explain never pays for them.
+    """
+    for module in ("msxai_bids.explain.attribution", "msxai_bids.preprocessing.resampling"):
+        importlib.import_module(module)
 
 
 def explain_scans(

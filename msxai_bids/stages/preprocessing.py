@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
@@ -30,17 +30,8 @@ LOGGER = logging.getLogger("msxai.workflow")
 POLL_SECONDS = 0.05
 
 #: What the workers import: once, in the server that forks them, instead of in each worker at
-#: its first step (``import ants`` alone takes 2.4 s).
-WORKER_MODULES = (
-    "ants",
-    "msxai_bids.workflows.preprocessing",
-    "msxai_bids.preprocessing.bias",
-    "msxai_bids.preprocessing.brain",
-    "msxai_bids.preprocessing.lesion_fill",
-    "msxai_bids.preprocessing.qc",
-    "msxai_bids.preprocessing.registration",
-    "msxai_bids.preprocessing.resampling",
-)
+#: its first steps (imports and templates, about 4 s).
+WORKER_MODULES = ("msxai_bids.workflows.preprocessing", "msxai_bids.preprocessing.preload")
 
 
 @dataclass(frozen=True)
@@ -103,10 +94,10 @@ def start_workers(plan: PreprocessingPlan) -> None:
 
     Workers come from a fresh server, not from this process: forked workers can deadlock in
     OpenMP thread pools (scikit-learn, torch) that this process had already started. The
-    server imports ``WORKER_MODULES`` while the workflow is built, and the workers inherit
+    server imports ``WORKER_MODULES`` while this process goes on, and the workers inherit
     them and its environment: one ITK thread (bit-reproducible registration) and
-    ``omp_nthreads`` OpenMP threads. A server already running (an earlier run in this process)
-    is kept.
+    ``omp_nthreads`` OpenMP threads. A server already running (started early by the
+    participant level, or by an earlier run in this process) is kept.
     """
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
     os.environ["OMP_NUM_THREADS"] = str(plan.omp_nthreads)
@@ -173,12 +164,19 @@ def screen(
     return [(by_path[path], mask) for path, mask in usable]
 
 
-def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) -> int:
+def run(
+    images: Sequence[tuple[BIDSFile, str | None]],
+    plan: PreprocessingPlan,
+    *,
+    while_starting: Callable[[], None] | None = None,
+) -> int:
     """Preprocess every ``(image, lesion mask)`` pair not already complete; 1 if any failed.
 
     An image is complete when its record (:mod:`msxai_bids.completion`) matches; the others lose
     what an earlier run left of them, run, and get a record, or, when they fail, lose their
-    outputs again: a failed image leaves only its crash file.
+    outputs again: a failed image leaves only its crash file. ``while_starting`` is called
+    when there is work, while the workers' server loads (seconds this process would otherwise
+    wait for): work the caller would do after preprocessing anyway.
     """
     # A record made with lesion filling also covers a run without: the other outputs are equal.
     fills = [plan.lesion_fill] if plan.lesion_fill else [False, True]
@@ -204,6 +202,8 @@ def run(images: Sequence[tuple[BIDSFile, str | None]], plan: PreprocessingPlan) 
         lesion_fill=plan.lesion_fill,
         seed=plan.seed,
     )
+    if while_starting is not None:
+        while_starting()
     failed = failed_images(execute(workflow, plan, len(todo)), [flair for flair, _ in todo])
     for flair, _ in todo:
         if flair.path in failed:
