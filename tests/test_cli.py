@@ -37,6 +37,21 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
+def test_console_script_exits_with_the_runs_exit_code(tmp_path):
+    proc = subprocess.run(
+        [
+            Path(sys.executable).with_name("msxai"),
+            tmp_path / "nothing",
+            tmp_path / "out",
+            "participant",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 66 and "nothing" in proc.stderr
+
+
 def test_unknown_level_exits_17(tiny_bids, tmp_path, capsys):
     assert main([str(tiny_bids), str(tmp_path / "out"), "nonsense"]) == 17
     err = capsys.readouterr().err.strip().splitlines()
