@@ -67,9 +67,11 @@ class Schedule:
     inner_brain: bool = False
 
 
-INITIAL = Schedule(("Rigid", "Affine"), "200x100", "4x2", "2x1vox")
-"""A first estimate at 8 and 4 mm, from the centres of mass: enough to place the template's
-brain mask on the scan, and cheap because no level runs on 2 mm voxels."""
+INITIAL = Schedule(("Rigid", "Affine"), "200", "4", "2vox")
+"""A first estimate at 8 mm, from the centres of mass: enough to place the template's brain
+mask on the scan, from which ``FINAL`` starts again at 8 mm. A second level at 4 mm took
+2.5–3 s more on one thread and moved the final transform of three 1 mm heads with scalp by
+0.04–0.08 mm on average (0.23 mm at most)."""
 
 FINAL = Schedule(("Affine",), "200x100x15", "4x2x1", "2x1x0vox", inner_brain=True)
 """The estimate that is kept, from ``INITIAL``'s: levels of 8, 4 and 2 mm, the metric taken
