@@ -11,7 +11,9 @@ a temporary folder, and on it, one after another:
 1. ``msxai BIDS OUT participant --participant-label L --model demo`` per participant, as a user
    runs it (``--nprocs`` and ``--omp-nthreads`` = ``--threads``): wall time and the peak of the
    memory its processes hold together (summed PSS, sampled every 0.1 s);
-2. the same commands again: the cached rerun of a finished participant;
+2. the same commands again: the cached rerun of a finished participant; and all participants
+   in one command (fresh folders), whose wall time per participant shows what a run's fixed
+   costs (imports, indexing the dataset, starting the workers) add when shared;
 3. every preprocessing step as a plain function call in a fresh process
    (``bench_preprocessing.py``), and the same registration with Debian's elastix, with both
    tools' errors against the known pose;
@@ -115,11 +117,11 @@ def run_command(command: list[str], env: dict) -> dict:
     return {"wall_s": wall, "peak_gb": peak[0]}
 
 
-def participant_command(bids: Path, out: Path, label: str, threads: int) -> list[str]:
-    """The participant level of one participant with the demo model, as a user types it."""
+def participant_command(bids: Path, out: Path, labels: list[str], threads: int) -> list[str]:
+    """The participant level of ``labels`` with the demo model, as a user types it."""
     msxai = str(Path(sys.executable).with_name("msxai"))
     return [
-        msxai, str(bids), str(out), "participant", "--participant-label", label,
+        msxai, str(bids), str(out), "participant", "--participant-label", *labels,
         "--model", "demo", "-w", str(out.parent / "work"), "--nprocs", str(threads),
         "--omp-nthreads", str(threads), "--skip-bids-validation",
     ]  # fmt: skip
@@ -272,9 +274,14 @@ def print_table(rows: dict[str, dict]) -> dict[str, float]:
     return medians
 
 
+def numerical_sum(m: dict[str, float]) -> float:
+    """Seconds of a participant's numerical steps as plain calls: preprocessing, forward, LRP-ε."""
+    return sum(m[step] for step in PREPROCESSING_STEPS) + m["forward"] + m["lrp-epsilon"]
+
+
 def print_ratios(m: dict[str, float]) -> dict[str, float]:
     """The goals' ratios from the medians (seconds, GB)."""
-    numerical = sum(m[step] for step in PREPROCESSING_STEPS) + m["forward"] + m["lrp-epsilon"]
+    numerical = numerical_sum(m)
     ratios = {
         "end to end / sum of numerical steps": m["end to end"] / numerical,
         "LRP-ε / forward": m["lrp-epsilon"] / m["forward"],
@@ -291,6 +298,17 @@ def print_ratios(m: dict[str, float]) -> dict[str, float]:
     for name, value in ratios.items():
         print(f"{name:40}{value:8.2f}")
     return ratios
+
+
+def print_cohort(cohort: dict, n: int, m: dict[str, float]) -> dict[str, float]:
+    """The same participants in one run: its wall time per participant, over their steps."""
+    numerical = numerical_sum(m)
+    per_participant = cohort["wall_s"] / n
+    print(f"all {n} in one run: {cohort['wall_s']:.2f} s, {per_participant:.2f} s per "
+          f"participant, peak {cohort['peak_gb']:.2f} GB")  # fmt: skip
+    ratio = {"one run per participant / sum of numerical steps": per_participant / numerical}
+    print(f"{next(iter(ratio)):40}{ratio[next(iter(ratio))]:8.2f}")
+    return ratio
 
 
 def main() -> None:
@@ -323,7 +341,7 @@ def main() -> None:
     rows = {label: {} for label in labels}
     for key in ("end to end", "cached rerun"):
         for label in labels:
-            command = participant_command(bids, out, label[4:], args.threads)
+            command = participant_command(bids, out, [label[4:]], args.threads)
             result = run_command(command, env)
             rows[label][key] = result["wall_s"]
             rows[label][f"{key} peak GB"] = result["peak_gb"]
@@ -332,12 +350,17 @@ def main() -> None:
         image = next((out / label / "anat").glob("*_desc-preproc_FLAIR.nii.gz"))
         rows[label] |= network_steps(image, args.threads)
         rows[label] |= audit_steps(out, label, args.threads)
+    cohort = run_command(
+        participant_command(bids, root / "cohort" / "out", [x[4:] for x in labels], args.threads),
+        env,
+    )
     print("\nseconds (GB, mm where named)")
     medians = print_table(rows)
     ratios = print_ratios(medians)
+    ratios |= print_cohort(cohort, len(labels), medians)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}; files in {root}")
     if args.json:
-        figures = {"cpu": cpu, "participants": rows, "ratios": ratios}
+        figures = {"cpu": cpu, "participants": rows, "cohort": cohort, "ratios": ratios}
         args.json.write_text(json.dumps(figures, indent=1))
 
 
