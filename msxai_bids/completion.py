@@ -63,7 +63,12 @@ def record_path(output_dir: Path, source: str, step: str | None = None) -> Path:
     name = Path(source).name.removesuffix(".gz").removesuffix(".nii")
     if step:
         name += f"_{step}"
-    return output_dir / derivatives.LOGS_DIR / "completed" / f"{name}.json"
+    return records_folder(output_dir) / f"{name}.json"
+
+
+def records_folder(output_dir: Path) -> Path:
+    """Where the records of ``output_dir`` are: ``logs/completed/``."""
+    return output_dir / derivatives.LOGS_DIR / "completed"
 
 
 def records(output_dir: Path, source: str) -> list[Path]:
@@ -71,6 +76,14 @@ def records(output_dir: Path, source: str) -> list[Path]:
     own = record_path(output_dir, source)
     steps = sorted(own.parent.glob(f"{own.stem}_*.json"))
     return [path for path in [own, *steps] if path.is_file()]
+
+
+def has_records(output_dir: Path, participants: Sequence[str] = ()) -> bool:
+    """Whether any image of ``participants`` (labels without ``sub-``; all when empty) has a
+    record in ``output_dir``: known from a folder listing, before the dataset is indexed."""
+    folder = records_folder(output_dir)
+    patterns = [f"sub-{label}_*.json" for label in participants] or ["*.json"]
+    return any(next(folder.glob(pattern), None) for pattern in patterns)
 
 
 def image_outputs(output_dir: Path, source: str, step: str | None = None) -> list[Path]:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from multiprocessing import get_context
 from pathlib import Path
 
 import nibabel as nb
@@ -105,6 +106,17 @@ def test_a_worker_starts_with_antspyx_and_the_templates_loaded(tmp_path):
     assert on_grid == "2" and int(files) >= 2 and ants_imported == "True"
 
 
+def test_a_stopped_server_starts_again_for_the_next_run(tmp_path):
+    plan = stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w")
+    for _ in range(2):  # two runs in one process, as in tests and notebooks
+        stage.start_workers(plan)
+        worker = get_context("forkserver").Process(target=sorted, args=([],))
+        worker.start()
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+        stage.stop_workers()
+
+
 def test_while_starting_runs_between_the_server_start_and_the_workflow(tiny_bids, monkeypatch):
     layout = BIDSLayout(tiny_bids)
     images = [
@@ -115,9 +127,10 @@ def test_while_starting_runs_between_the_server_start_and_the_workflow(tiny_bids
     monkeypatch.setattr(stage, "start_workers", lambda plan: calls.append("server"))
     monkeypatch.setattr(stage, "init_participant_wf", lambda **kwargs: calls.append("graph"))
     monkeypatch.setattr(stage, "execute", lambda *args: calls.append("workflow") or [])
+    monkeypatch.setattr(stage, "stop_workers", lambda: calls.append("stop"))
     monkeypatch.setattr(stage, "warn_flagged", lambda *args: None)
     assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0
-    assert calls == ["server", "graph", "caller", "workflow"]
+    assert calls == ["server", "graph", "caller", "workflow", "stop"]
 
     calls.clear()  # complete now: nothing runs, and the caller's work is not done either
     assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0

@@ -25,6 +25,15 @@ def _touch(path: Path) -> Path:
     return path
 
 
+def test_has_records_looks_at_the_named_participants_only(tmp_path):
+    assert not completion.has_records(tmp_path / "out")  # no folder yet
+    source = "sub-011/ses-a/anat/sub-011_ses-a_FLAIR.nii.gz"
+    completion.complete(tmp_path / "out", source, {"inputs": {}})
+    assert completion.has_records(tmp_path / "out")
+    assert completion.has_records(tmp_path / "out", ["02", "011"])
+    assert not completion.has_records(tmp_path / "out", ["01", "02"])
+
+
 def test_an_images_outputs_are_its_own_files_and_its_interrupted_writes(tmp_path):
     source = "/bids/sub-01/ses-1/anat/sub-01_ses-1_run-1_FLAIR.nii.gz"
     folder = tmp_path / "sub-01" / "ses-1"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bids.layout import BIDSFile, BIDSLayout
 
-from msxai_bids import bids
+from msxai_bids import bids, completion
 from msxai_bids.cli import plans
 from msxai_bids.config import Config
 
@@ -55,7 +55,9 @@ def run_participant(config: Config) -> int:
     """
     from msxai_bids.stages import preprocessing, report
 
-    if not config.reports_only:  # the workers' server loads while this process goes on
+    if not config.reports_only and not completion.has_records(
+        config.output_dir, config.participant_label
+    ):  # all to do: the workers' server loads while the dataset is indexed
         preprocessing.start_workers(plans.preprocessing_plan(config))
     explaining = None
     if config.model is not None and not config.reports_only:
