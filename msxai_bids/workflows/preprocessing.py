@@ -23,16 +23,17 @@ OUTPUT_FIELDS = [*stored_kinds(has_lesion_mask=True, lesion_fill=True), "metadat
 __desc__ = f"""\
 Each FLAIR image was reoriented to RAS. A first brain mask (Otsu thresholding and
 morphology: erosion by 4 mm, the central connected component, dilation) served a first
-rigid and affine registration to the MNI152NLin2009cAsym template (TemplateFlow) at 8 and
-4 mm. The template's brain mask was then mapped back onto the FLAIR, and its voxels brighter
+rigid and affine registration to the MNI152NLin2009cAsym template (TemplateFlow) at 8 mm.
+The template's brain mask was then mapped back onto the FLAIR, and its voxels brighter
 than 0.4 times their median intensity (filled, largest component) became the brain mask.
 Intensity non-uniformity was corrected with N4 (Tustison et al. 2010; antspyx), estimated
-inside that mask at 2 mm, and the brain was registered again with a 12-parameter affine
-transform (antsRegistration through antspyx, Mattes mutual information on a seeded regular
-sample inside the template's eroded brain mask, levels of 8, 4 and 2 mm, one thread so that
-a seed reproduces it). The brain mask was redrawn with this transform, and the FLAIR was
-resampled in one step onto a grid of {CNN_GRID.description} Intensities inside the brain
-mask were min-max scaled to [0, 1] per participant (Eitel et al. 2019).
+inside that mask on 8 mm voxels (B-spline control points 100 mm apart), and the brain was
+registered again with a 12-parameter affine transform (antsRegistration through antspyx,
+Mattes mutual information on a seeded regular sample inside the template's eroded brain
+mask, levels of 8, 4 and 2 mm, one thread so that a seed reproduces it). The brain mask was
+redrawn with this transform, and the FLAIR was resampled in one step onto a grid of
+{CNN_GRID.description} Intensities inside the brain mask were min-max scaled to [0, 1] per
+participant (Eitel et al. 2019).
 """
 
 ITK_THREADS = 1
