@@ -306,9 +306,9 @@ def print_cohort(cohort: dict, n: int, m: dict[str, float]) -> dict[str, float]:
     per_participant = cohort["wall_s"] / n
     print(f"all {n} in one run: {cohort['wall_s']:.2f} s, {per_participant:.2f} s per "
           f"participant, peak {cohort['peak_gb']:.2f} GB")  # fmt: skip
-    ratio = {"one run per participant / sum of numerical steps": per_participant / numerical}
-    print(f"{next(iter(ratio)):40}{ratio[next(iter(ratio))]:8.2f}")
-    return ratio
+    name = "one run per participant / sum of numerical steps"
+    print(f"{name:40}{per_participant / numerical:8.2f}")
+    return {name: per_participant / numerical}
 
 
 def main() -> None:

@@ -160,7 +160,7 @@ def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path)
     assert workflow.plugin_args["n_procs"] == 2
     assert workflow.config["execution"]["poll_sleep_duration"] == stage.POLL_SECONDS
 
-    # One image's steps run one after another: a second worker would only load modules.
+    # One image's steps run mostly one after another: a second worker mostly adds memory.
     workflow = Recorder()
     stage.execute(workflow, plan, n_images=1)
     assert workflow.plugin_args["n_procs"] == 1

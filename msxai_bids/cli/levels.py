@@ -40,7 +40,7 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
 
 
 def import_explanation_libraries() -> None:
-    """Import torch, zennit and antspyx for the explanation stage (see ``while_starting``)."""
+    """Import zennit and antspyx for the explanation stage (see ``while_starting``)."""
     from msxai_bids.stages import explanation
 
     explanation.import_libraries()

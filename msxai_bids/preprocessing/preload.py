@@ -3,8 +3,9 @@
 The server that forks Nipype's workers imports this module once
 (:func:`msxai_bids.stages.preprocessing.start_workers`), and every worker starts as a copy of
 it: antspyx and the steps' modules imported (``import ants`` alone takes 1.3 s), the template
-and its brain mask found (TemplateFlow's first lookup indexes 2,500 files: 2.6 s) and read onto
-the CNN grid. The server does this while the main process indexes the dataset.
+and its brain mask found (TemplateFlow's first lookup indexes 2,500 files: 2.6 s; the paths are
+kept by :func:`msxai_bids.templates.template_path`) and read onto the CNN grid. The server
+does this while the main process indexes the dataset.
 
 Without a usable TemplateFlow cache the lookup fails here and the server goes on: the steps
 that read the template then raise the same error, which names the file, in their crash files.
@@ -25,11 +26,10 @@ from msxai_bids.preprocessing import (  # noqa: F401
     resampling,
 )
 from msxai_bids.preprocessing.spaces import template_brain, template_mask
-from msxai_bids.templates import template_path
 
 LOGGER = logging.getLogger(__name__)
 
 try:
-    template_brain(), template_mask(), template_path(desc="brain", suffix="mask")
+    template_brain(), template_mask()
 except FileNotFoundError as error:
     LOGGER.debug("templates not preloaded: %s", error)

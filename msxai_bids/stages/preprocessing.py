@@ -56,8 +56,8 @@ class PreprocessingPlan:
 def execute(workflow: pe.Workflow, plan: PreprocessingPlan, n_images: int) -> list[Path]:
     """Run ``workflow`` (``n_images`` images) with MultiProc; return its crash files, if any.
 
-    No more workers start than there are images: an image's steps run one after another, and
-    a worker costs seconds of imports and template loading before its first step.
+    No more workers start than there are images: an image's steps run mostly one after
+    another, and a second worker for one image saved 0.5 s of 18 s but held 0.6 GB more.
     """
     crash_dir = plan.output_dir / derivatives.LOGS_DIR
     workflow.config["execution"].update(
