@@ -100,6 +100,20 @@ def _expected_path(resolution: int, desc: str, suffix: str) -> Path:
     return Path(paths[0])
 
 
+def _home_path(resolution: int, desc: str, suffix: str) -> Path:
+    """Where TemplateFlow's naming puts the file in its home folder, found without its index.
+
+    TemplateFlow indexes all 2,500 files of its home at the first query of a process (2.3 s,
+    once per run in the preprocessing workers' server, before any step can start); the files
+    msxai reads have these fixed names there, so the index is only built for a file that is
+    missing or a placeholder. ``test_templates`` checks the name against ``api.get``.
+    """
+    from templateflow import conf
+
+    name = f"tpl-{TEMPLATE}_res-{resolution:02d}_desc-{desc}_{suffix}.nii.gz"
+    return Path(conf.TF_HOME) / f"tpl-{TEMPLATE}" / name
+
+
 def _is_real(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
@@ -130,9 +144,12 @@ def template_path(*, resolution: int = 1, desc: str = "brain", suffix: str = "T1
 
 @lru_cache
 def _template_file(resolution: int, desc: str, suffix: str) -> Path:
-    """``template_path``, looked up once per process: TemplateFlow builds its index of
-    2,500 files (2.6 s) at the first lookup, and the preprocessing workers inherit the paths
-    from the server that forks them instead of querying an index copied across a fork."""
+    """``template_path``, looked up once per process (the preprocessing workers inherit the
+    paths from the server that forks them): by its name in TemplateFlow's home, else from
+    TemplateFlow's index, after making a placeholder real."""
+    known = _home_path(resolution, desc, suffix)
+    if _is_real(known):
+        return known
     from templateflow import api
 
     target = _expected_path(resolution, desc, suffix)

@@ -5,13 +5,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pytest
 
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.templates import TEMPLATE, template_path
+from msxai_bids.templates import TEMPLATE, _home_path, template_path
 
 OFFLINE_SCRIPT = textwrap.dedent(
     """
@@ -59,6 +60,14 @@ def test_cnn_grid_lies_on_the_res02_voxel_centres():
     first_in_res01 = np.linalg.solve(res01, [*CNN_GRID.origin_mm, 1.0])[:3]
     np.testing.assert_allclose(first_in_res01 % 1.0, 0.5)
     assert CNN_GRID.template == TEMPLATE
+
+
+@pytest.mark.parametrize("suffix", ["T1w", "mask"])
+def test_the_name_looked_up_first_is_the_file_templateflow_returns(suffix):
+    from templateflow import api
+
+    queried = api.get(TEMPLATE, resolution=1, desc="brain", suffix=suffix, extension=".nii.gz")
+    assert _home_path(1, "brain", suffix) == Path(queried) == template_path(suffix=suffix)
 
 
 @pytest.mark.slow
