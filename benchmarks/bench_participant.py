@@ -237,8 +237,8 @@ def preprocessing_steps(bids: Path, label: str, root: Path) -> dict:
     """
     from msxai_bids.preprocessing.accuracy import displacement_mm, expected_template_to_native
     from msxai_bids.preprocessing.registration import template_to_native_ras
+    from msxai_bids.preprocessing.workers import ITK_THREADS
     from msxai_bids.synth import load_truth
-    from msxai_bids.workflows.preprocessing import ITK_THREADS
 
     flair = next(bids.glob(f"{label}/anat/*_FLAIR.nii.gz"))
     out = root / "steps" / label

@@ -11,7 +11,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from msxai_bids.workflows.preprocessing import ITK_THREADS
+from msxai_bids.preprocessing.workers import ITK_THREADS
 
 # ITK steps that tests call in this process use the preprocessing stage's thread count. With two
 # threads Mattes mutual information sums its samples in a varying order, so a registration

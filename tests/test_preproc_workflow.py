@@ -1,12 +1,12 @@
 """The preprocessing workflow: graph structure, and one full run on a phantom with a rerun."""
 
 import gc
-import importlib
 import json
 import os
 import subprocess
 import sys
-from multiprocessing import get_context
+import threading
+from multiprocessing import forkserver, get_context
 from pathlib import Path
 
 import nibabel as nb
@@ -19,6 +19,7 @@ from preproc_phantoms import make_phantom, random_pose
 
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.interfaces.itk import use_itk_threads
+from msxai_bids.preprocessing import workers
 from msxai_bids.stages import preprocessing as stage
 from msxai_bids.workflows.preprocessing import OUTPUT_FIELDS, init_preproc_wf
 
@@ -67,74 +68,121 @@ def test_itk_thread_count_reaches_the_environment(monkeypatch):
     assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "3"
 
 
-def test_the_modules_preloaded_for_the_workers_exist():
+def test_the_modules_preloaded_for_the_workers_import():
     # The server that forks the workers skips a module it cannot import, without a word.
-    for name in stage.WORKER_MODULES:
-        importlib.import_module(name)
+    # Imported in a child: the preload module freezes the heap of whoever imports it.
+    code = "import importlib, sys; [importlib.import_module(name) for name in sys.argv[1:]]"
+    subprocess.run([sys.executable, "-c", code, *workers.MODULES], check=True, timeout=120)
 
 
 WORKER_CHECK = """
-import sys
-from multiprocessing import forkserver, get_context
-from msxai_bids.stages.preprocessing import WORKER_MODULES
+import gc, sys
+from multiprocessing import get_context
+from msxai_bids.preprocessing import workers
 
 def loaded(queue):
     from msxai_bids import templates
     from msxai_bids.preprocessing import spaces
     queue.put((spaces._template_on_grid.cache_info().currsize,
-               templates._template_file.cache_info().currsize, "ants" in sys.modules))
+               templates._template_file.cache_info().currsize, "ants" in sys.modules,
+               gc.get_freeze_count() > 0))
 
 if __name__ == "__main__":
-    forkserver.set_forkserver_preload(list(WORKER_MODULES))
+    workers.start(1)
     context = get_context("forkserver")
     queue = context.Queue()
     worker = context.Process(target=loaded, args=(queue,))
     worker.start()
     print(*queue.get())
     worker.join()
+    workers.stop()
 """
 
 
-def test_a_worker_starts_with_antspyx_and_the_templates_loaded(tmp_path):
-    # Loaded in each worker instead, they cost about 4 s before its first step.
+def test_a_worker_starts_with_antspyx_and_the_templates_loaded_and_frozen(tmp_path):
+    # Loaded in each worker instead, they cost about 4 s before its first step; frozen, a
+    # worker's garbage collections do not copy the server's pages.
     script = tmp_path / "check.py"
     script.write_text(WORKER_CHECK)
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
     )
-    on_grid, files, ants_imported = result.stdout.splitlines()[-1].split()  # after ITK notes
-    assert on_grid == "2" and int(files) >= 2 and ants_imported == "True"
+    on_grid, files, ants_imported, frozen = result.stdout.splitlines()[-1].split()
+    assert on_grid == "2" and int(files) >= 2 and ants_imported == "True" and frozen == "True"
+    # Stopped by a signal, the server does not collect its frozen heap at exit, where
+    # antspyx's bindings would report every image object still alive.
+    assert "leaked" not in result.stderr
 
 
-def test_a_stopped_server_starts_again_for_the_next_run(tmp_path):
-    plan = stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w")
+def test_a_stopped_server_is_gone_and_starts_again_for_the_next_run():
     for _ in range(2):  # two runs in one process, as in tests and notebooks
-        stage.start_workers(plan)
+        workers.start(1)
         worker = get_context("forkserver").Process(target=sorted, args=([],))
         worker.start()
         worker.join(timeout=120)
         assert worker.exitcode == 0
-        stage.stop_workers()
+        server = forkserver._forkserver._forkserver_pid
+        workers.stop()
+        with pytest.raises(ProcessLookupError):
+            os.kill(server, 0)
 
 
-def test_while_starting_runs_between_the_server_start_and_the_workflow(tiny_bids, monkeypatch):
+def test_the_server_runs_for_the_workflow_and_alongside_goes_to_it(tiny_bids, monkeypatch):
     layout = BIDSLayout(tiny_bids)
     images = [
         (flair, None) for flair in layout.get(subject="01", suffix="FLAIR", extension=".nii.gz")
     ]
     plan = stage.PreprocessingPlan(tiny_bids.parent / "out", tiny_bids.parent / "work")
     calls = []
-    monkeypatch.setattr(stage, "start_workers", lambda plan: calls.append("server"))
+
+    def execute(workflow, plan, n_images, alongside):
+        calls.append("workflow")
+        alongside()
+        return []
+
+    monkeypatch.setattr(workers, "start", lambda threads: calls.append("server"))
     monkeypatch.setattr(stage, "init_participant_wf", lambda **kwargs: calls.append("graph"))
-    monkeypatch.setattr(stage, "execute", lambda *args: calls.append("workflow") or [])
-    monkeypatch.setattr(stage, "stop_workers", lambda: calls.append("stop"))
+    monkeypatch.setattr(stage, "execute", execute)
+    monkeypatch.setattr(workers, "stop", lambda: calls.append("stop"))
     monkeypatch.setattr(stage, "warn_flagged", lambda *args: None)
-    assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0
-    assert calls == ["server", "graph", "caller", "workflow", "stop"]
+    assert stage.run(images, plan, alongside=lambda: calls.append("caller")) == 0
+    assert calls == ["server", "graph", "workflow", "caller", "stop"]
 
     calls.clear()  # complete now: nothing runs, and the caller's work is not done either
-    assert stage.run(images, plan, while_starting=lambda: calls.append("caller")) == 0
+    assert stage.run(images, plan, alongside=lambda: calls.append("caller")) == 0
     assert calls == []
+
+
+class QuickWorkflow:
+    """Stands in for a Nipype workflow in :func:`stage.execute`."""
+
+    def __init__(self, run=lambda: None):
+        self.config = {"execution": {}}
+        self._run = run
+
+    def run(self, plugin, plugin_args):
+        self._run()
+
+
+def assert_set(event: threading.Event) -> None:
+    assert event.wait(timeout=30)
+
+
+def test_alongside_runs_while_the_workflow_does_and_its_error_comes_after(tmp_path):
+    plan = stage.PreprocessingPlan(tmp_path / "out", tmp_path / "w")
+    alongside_ran = threading.Event()
+    # The workflow waits for alongside: run before or after it, this would time out.
+    workflow = QuickWorkflow(lambda: assert_set(alongside_ran))
+    assert stage.execute(workflow, plan, 1, alongside_ran.set) == []
+
+    def broken():
+        raise ImportError("no module named zennit")
+
+    finished = []
+    workflow = QuickWorkflow(lambda: finished.append(True))
+    with pytest.raises(ImportError, match="zennit"):
+        stage.execute(workflow, plan, 1, broken)
+    assert finished == [True] and gc.get_freeze_count() == 0
 
 
 def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path):

@@ -1,11 +1,14 @@
 """What every preprocessing worker needs before its first step, loaded by importing this module.
 
 The server that forks Nipype's workers imports this module once
-(:func:`msxai_bids.stages.preprocessing.start_workers`), and every worker starts as a copy of
-it: antspyx and the steps' modules imported (``import ants`` alone takes 1.3 s), the template
-and its brain mask found (TemplateFlow's first lookup indexes 2,500 files: 2.6 s; the paths are
+(:func:`msxai_bids.preprocessing.workers.start`), and every worker starts as a copy of it:
+antspyx and the steps' modules imported (``import ants`` alone takes 1.3 s), the template and
+its brain mask found (TemplateFlow's first lookup indexes 2,500 files: 2.6 s; the paths are
 kept by :func:`msxai_bids.templates.template_path`) and read onto the CNN grid. The server
-does this while the main process indexes the dataset.
+does this while the main process indexes the dataset. The loaded objects are then frozen out
+of the garbage collector: a worker's collections would otherwise write to every one of them
+and copy the server's pages into the worker, and the server's own exit would collect them all
+(0.5 s that the participant level waited for after the workflow).
 
 Without a usable TemplateFlow cache the lookup fails here and the server goes on: the steps
 that read the template then raise the same error, which names the file, in their crash files.
@@ -13,6 +16,7 @@ that read the template then raise the same error, which names the file, in their
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import ants  # noqa: F401
@@ -33,3 +37,5 @@ try:
     template_brain(), template_mask()
 except FileNotFoundError as error:
     LOGGER.debug("templates not preloaded: %s", error)
+
+gc.freeze()

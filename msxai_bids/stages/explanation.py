@@ -204,8 +204,8 @@ def import_libraries() -> None:
     """Import what explaining a scan needs beyond this module: zennit (it imports torchvision
     and torch's compiler) and antspyx, 3 s together.
 
-    The participant level calls this while the preprocessing workers' server starts, when the
-    images being preprocessed are to be explained next; the stage itself imports them only
+    The participant level calls this while the preprocessing workflow runs, when the images
+    being preprocessed are to be explained next; the stage itself imports them only
     when it has work, so a rerun with nothing to explain never pays for them.
     """
     for module in ("msxai_bids.explain.attribution", "msxai_bids.preprocessing.resampling"):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import forkserver
 from pathlib import Path
 
 from bids.layout import BIDSFile, BIDSLayout
@@ -19,19 +18,15 @@ from nipype.pipeline import engine as pe
 
 from msxai_bids import bids, completion, derivatives, inputs
 from msxai_bids.errors import NoInputError
+from msxai_bids.preprocessing import workers
 from msxai_bids.preprocessing.qc import read_qc
 from msxai_bids.workflows.base import flair_workflow_name, init_participant_wf
-from msxai_bids.workflows.preprocessing import ITK_THREADS
 
 LOGGER = logging.getLogger("msxai.workflow")
 
 
 #: How often MultiProc looks for finished nodes and submits the next ones, in seconds.
 POLL_SECONDS = 0.05
-
-#: What the workers import: once, in the server that forks them, instead of in each worker at
-#: its first steps (imports and templates, about 4 s).
-WORKER_MODULES = ("msxai_bids.workflows.preprocessing", "msxai_bids.preprocessing.preload")
 
 
 @dataclass(frozen=True)
@@ -53,11 +48,18 @@ class PreprocessingPlan:
     mem_gb: float | None = None
 
 
-def execute(workflow: pe.Workflow, plan: PreprocessingPlan, n_images: int) -> list[Path]:
+def execute(
+    workflow: pe.Workflow,
+    plan: PreprocessingPlan,
+    n_images: int,
+    alongside: Callable[[], None] | None = None,
+) -> list[Path]:
     """Run ``workflow`` (``n_images`` images) with MultiProc; return its crash files, if any.
 
     No more workers start than there are images: an image's steps run mostly one after
     another, and a second worker for one image saved 0.5 s of 18 s but held 0.6 GB more.
+    ``alongside`` runs in a thread meanwhile (this process only watches the workers); its
+    errors are raised once the workflow has run.
     """
     crash_dir = plan.output_dir / derivatives.LOGS_DIR
     workflow.config["execution"].update(
@@ -72,48 +74,33 @@ def execute(workflow: pe.Workflow, plan: PreprocessingPlan, n_images: int) -> li
         }
     )
     before = set(crash_dir.glob("crash-*.txt"))
-    workers = max(1, min(plan.nprocs, n_images))
-    args = {"n_procs": workers, "raise_insufficient": False, "mp_context": "forkserver"}
+    n_workers = max(1, min(plan.nprocs, n_images))
+    args = {"n_procs": n_workers, "raise_insufficient": False, "mp_context": "forkserver"}
     if plan.mem_gb:
         args["memory_gb"] = plan.mem_gb
     # MultiProc runs a full garbage collection at every poll that finds a processor free:
     # 0.4 s each over this process's heap (torch, pybids), a whole core at a 0.05 s poll.
-    # Frozen, the objects made before the run are left out of those collections.
+    # Frozen, the objects made before the run, and those ``alongside`` makes (modules), are
+    # left out of those collections.
     gc.freeze()
     try:
-        workflow.run(plugin="MultiProc", plugin_args=args)
-    except RuntimeError as err:
-        LOGGER.debug("Nipype reported: %s", err)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alongside") as thread:
+            beside = thread.submit(frozen_after, alongside) if alongside is not None else None
+            try:
+                workflow.run(plugin="MultiProc", plugin_args=args)
+            except RuntimeError as err:
+                LOGGER.debug("Nipype reported: %s", err)
     finally:
         gc.unfreeze()
+    if beside is not None:
+        beside.result()
     return sorted(set(crash_dir.glob("crash-*.txt")) - before)
 
 
-def start_workers(plan: PreprocessingPlan) -> None:
-    """Start the server process that forks MultiProc's workers, with their imports.
-
-    Workers come from a fresh server, not from this process: forked workers can deadlock in
-    OpenMP thread pools (scikit-learn, torch) that this process had already started. The
-    server imports ``WORKER_MODULES`` while this process goes on, and the workers inherit
-    them and its environment: one ITK thread (bit-reproducible registration) and
-    ``omp_nthreads`` OpenMP threads. A server already running (started early by the
-    participant level) is kept; :func:`stop_workers` ends it after the workflow.
-    """
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
-    os.environ["OMP_NUM_THREADS"] = str(plan.omp_nthreads)
-    forkserver.set_forkserver_preload(list(WORKER_MODULES))
-    forkserver.ensure_running()
-
-
-def stop_workers() -> None:
-    """Stop the workers' server once the workflow has run.
-
-    It holds antspyx, TemplateFlow's index and the templates, 0.4–0.5 GB that would sit
-    beside the explanation stage's network in this process's peak. CPython has no public
-    call for this; ``ForkServer._stop`` is the one its own tests use. A later run in this
-    process starts a new server.
-    """
-    forkserver._forkserver._stop()
+def frozen_after(work: Callable[[], None]) -> None:
+    """Call ``work``, then freeze what it made too (see :func:`execute`)."""
+    work()
+    gc.freeze()
 
 
 def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[str]:
@@ -179,15 +166,15 @@ def run(
     images: Sequence[tuple[BIDSFile, str | None]],
     plan: PreprocessingPlan,
     *,
-    while_starting: Callable[[], None] | None = None,
+    alongside: Callable[[], None] | None = None,
 ) -> int:
     """Preprocess every ``(image, lesion mask)`` pair not already complete; 1 if any failed.
 
     An image is complete when its record (:mod:`msxai_bids.completion`) matches; the others lose
     what an earlier run left of them, run, and get a record, or, when they fail, lose their
-    outputs again: a failed image leaves only its crash file. ``while_starting`` is called
-    when there is work, while the workers' server loads (seconds this process would otherwise
-    wait for): work the caller would do after preprocessing anyway.
+    outputs again: a failed image leaves only its crash file. When there is work,
+    ``alongside`` runs in a thread of this process while the workflow does (this process
+    only watches the workers then): work the caller would do after preprocessing anyway.
     """
     # A record made with lesion filling also covers a run without: the other outputs are equal.
     fills = [plan.lesion_fill] if plan.lesion_fill else [False, True]
@@ -203,7 +190,7 @@ def run(
     todo = [(flair, mask) for flair, mask in images if flair.path in pending]
     if not todo:
         return 0
-    start_workers(plan)
+    workers.start(plan.omp_nthreads)
     for flair, _ in todo:
         completion.clear(output_dir, flair.path)
     workflow = init_participant_wf(
@@ -213,10 +200,11 @@ def run(
         lesion_fill=plan.lesion_fill,
         seed=plan.seed,
     )
-    if while_starting is not None:
-        while_starting()
-    failed = failed_images(execute(workflow, plan, len(todo)), [flair for flair, _ in todo])
-    stop_workers()
+    try:
+        crash_files = execute(workflow, plan, len(todo), alongside)
+    finally:
+        workers.stop()
+    failed = failed_images(crash_files, [flair for flair, _ in todo])
     for flair, _ in todo:
         if flair.path in failed:
             completion.clear(output_dir, flair.path)

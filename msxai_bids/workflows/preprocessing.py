@@ -15,6 +15,7 @@ from msxai_bids.interfaces.anatomical import (
 from msxai_bids.interfaces.intensity import FillLesions, MinMaxScale
 from msxai_bids.interfaces.qc import RegistrationQC
 from msxai_bids.interfaces.registration import RegisterToTemplate, ResampleToGrid
+from msxai_bids.preprocessing.workers import ITK_THREADS
 from msxai_bids.workflows.outputs import stored_kinds
 
 #: outputnode fields: every kind of derivative preprocessing makes, and the images' metadata.
@@ -35,12 +36,6 @@ redrawn with this transform, and the FLAIR was resampled in one step onto a grid
 {CNN_GRID.description} Intensities inside the brain mask were min-max scaled to [0, 1] per
 participant (Eitel et al. 2019).
 """
-
-ITK_THREADS = 1
-"""Threads of every ITK (antspyx) step. With two, Mattes mutual information sums its samples
-in a varying order and a rerun with the same seed moved the transform by up to 0.1 mm of
-translation; with one, reruns are bit-identical. Participants run in parallel instead
-(``--nprocs``)."""
 
 
 def init_preproc_wf(
