@@ -223,7 +223,7 @@ def test_participant_level_checks_the_atlas_before_preprocessing(tiny_bids, tmp_
     assert not list(out.glob("sub-*"))  # nothing was preprocessed
 
 
-def test_participant_level_loads_the_whole_model_before_preprocessing(tiny_bids, tmp_path, capsys):
+def test_participant_level_checks_the_model_file_before_preprocessing(tiny_bids, tmp_path, capsys):
     model = save_model(tmp_path / "model", seeded_network(SixtyFourNet), ModelCard("MS", "HC"))
     weights = model.with_suffix(".safetensors")
     weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
@@ -15,8 +16,9 @@ import pytest
 from cnn_fixtures import brain_like_volume, seeded_network
 
 from msxai_bids import bids, derivatives
+from msxai_bids.errors import NoInputError
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.model.modelfile import ModelCard, save_model
+from msxai_bids.model.modelfile import ModelCard, check_file, save_model
 from msxai_bids.model.network import SixtyFourNet
 from msxai_bids.stages import explanation
 from msxai_bids.stages.explanation import (
@@ -161,3 +163,24 @@ def test_a_rerun_skips_explained_images_and_redoes_them_when_the_options_change(
     ).is_file()
     assert explanation.run([flair], model, replace(plan, force=True)) == 0
     assert heatmap.stat().st_mtime_ns != written
+
+
+def test_weights_that_do_not_fit_the_network_stop_the_stage_as_a_missing_input(tmp_path):
+    # The check before the run reads them without torch and sees their number, not their
+    # names: a renamed tensor is found when the stage fills the network.
+    from safetensors.torch import load, save
+
+    card_path = save_model(tmp_path / "model", seeded_network(SixtyFourNet), ModelCard("MS", "HC"))
+    weights = card_path.with_suffix(".safetensors")
+    tensors = load(weights.read_bytes())
+    tensors["renamed.weight"] = tensors.pop("fc.weight")
+    weights.write_bytes(save(tensors))
+    card = json.loads(card_path.read_text())
+    card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    card_path.write_text(json.dumps(card))
+    assert check_file(card_path).weights_sha256 == card["weights_sha256"]
+    with pytest.raises(NoInputError, match=r"model\.safetensors: weights do not fit"):
+        explain_scans(
+            [], model_path=card_path, output_dir=tmp_path / "out", methods=["lrp-epsilon"],
+            atlases=[], device="cpu",
+        )  # fmt: skip

@@ -5,18 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from cnn_fixtures import seeded_network
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from msxai_bids import __version__
+from msxai_bids.data import SHIPPED_MODELS
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.model.modelfile import (
     ModelCard,
     ModelFileError,
+    check_file,
     load_model,
     model_paths,
     read_card,
@@ -103,6 +109,47 @@ def test_another_architecture_or_format_is_refused(saved):
     _edit_card(card_path, format="something-else")
     with pytest.raises(ModelFileError, match="not a readable msxai model card"):
         read_card(card_path)
+
+
+CHECK_WITHOUT_TORCH = """
+import sys
+from msxai_bids.data import SHIPPED_MODELS
+from msxai_bids.model.modelfile import check_file
+print(check_file(SHIPPED_MODELS["demo"]).model_id, "torch" in sys.modules)
+"""
+
+
+def test_a_file_is_checked_without_importing_torch():
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_WITHOUT_TORCH], capture_output=True, text=True, check=True
+    )
+    model_id, torch_imported = result.stdout.split()
+    assert model_id == load_model(SHIPPED_MODELS["demo"])[1].model_id
+    assert torch_imported == "False"
+
+
+def test_the_check_without_torch_refuses_what_load_model_refuses(saved):
+    _, card_path = saved
+    weights = card_path.with_suffix(".safetensors")
+    assert check_file(card_path) == read_card(card_path)
+
+    def rehash():
+        _edit_card(card_path, weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest())
+
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        check_file(card_path)
+    weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    rehash()
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        check_file(card_path)
+    tensors = safetensors_load(original)
+    tensors["extra"] = torch.zeros(3)
+    weights.write_bytes(safetensors_save(tensors))
+    rehash()
+    with pytest.raises(ModelFileError, match="333892 weights where SixtyFourNet has 333889"):
+        check_file(card_path)
 
 
 def test_missing_files_are_refused(saved, tmp_path):

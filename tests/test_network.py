@@ -10,8 +10,8 @@ from cnn_fixtures import SMALL_SHAPE, brain_like_volume, seeded_network, twin
 from torch import nn
 
 from msxai_bids.explain.attribution import attribute
+from msxai_bids.model.architecture import N_PARAMETERS
 from msxai_bids.model.network import (
-    N_PARAMETERS,
     NETWORKS,
     FastSixtyFourNet,
     SixtyFourNet,

@@ -12,9 +12,9 @@ from msxai_bids.cli.parser import build_parser
 from msxai_bids.cli.run import main
 from msxai_bids.data import SHIPPED_MODELS
 from msxai_bids.grid import CNN_GRID
+from msxai_bids.model.architecture import N_PARAMETERS
 from msxai_bids.model.baselines import lesion_loads_ml
 from msxai_bids.model.modelfile import load_model, model_paths, read_card
-from msxai_bids.model.network import N_PARAMETERS
 from msxai_bids.synth import make_cohort
 
 DEMO = SHIPPED_MODELS["demo"]

@@ -26,9 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHITECTURE = "SixtyFourNet"
-ARCHITECTURE_VERSION = 1
-N_PARAMETERS = 333_889
 CHANNELS = 64
 DROPOUT = 0.3
 L2_LAMBDA = 0.01

@@ -20,18 +20,16 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 import pandas as pd
-import torch
 from bids.layout import BIDSFile
 from scipy.special import expit
 
 from msxai_bids import bids, completion, derivatives
+from msxai_bids.errors import NoInputError
 from msxai_bids.explain.atlases import Atlas, load_atlas
-from msxai_bids.explain.fieldofview import field_of_view_mask
 from msxai_bids.explain.lesions import lesion_coverage, lesion_relevance
 from msxai_bids.explain.regions import bilateral_table, region_table
 from msxai_bids.grid import CNN_GRID
-from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
-from msxai_bids.model.modelfile import ModelCard, load_model, model_paths
+from msxai_bids.model.modelfile import ModelCard, ModelFileError, load_model, model_paths
 
 LOGGER = logging.getLogger("msxai.explain")
 
@@ -119,6 +117,8 @@ def heatmap_metadata(
 @lru_cache(maxsize=1)
 def field_of_view() -> np.ndarray:
     """The CNN's field of view on ``CNN_GRID``: read-only bool of shape ``CNN_GRID.shape``."""
+    from msxai_bids.explain.fieldofview import field_of_view_mask
+
     mask = field_of_view_mask()
     mask.flags.writeable = False
     return mask
@@ -201,8 +201,8 @@ def write_scan(
 
 
 def import_libraries() -> None:
-    """Import what explaining a scan needs beyond this module: zennit (it imports torchvision
-    and torch's compiler) and antspyx, 3 s together.
+    """Import what explaining a scan needs beyond this module: torch, zennit (it imports
+    torchvision and torch's compiler) and antspyx, 4 s together.
 
     The participant level calls this while the preprocessing workflow runs, when the images
     being preprocessed are to be explained next; the stage itself imports them only
@@ -238,9 +238,13 @@ def explain_scans(
     The network's field of view is written into ``OUT/models/`` first, unless it is there.
     """
     from msxai_bids.explain.attribution import explain  # zennit: only when there is work
+    from msxai_bids.model.distributed import SINGLE_PROCESS, select_device
 
     device = select_device(device, SINGLE_PROCESS)
-    model, card = load_model(model_path, device=device)
+    try:
+        model, card = load_model(model_path, device=device)
+    except ModelFileError as err:  # tensor names and shapes: what the check before the run,
+        raise NoInputError(str(err)) from err  # without torch, cannot see
     loaded = [load_atlas(atlas) for atlas in atlases]
     write_field_of_view(output_dir)
     LOGGER.info(
@@ -303,8 +307,6 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
 
     ``model`` is a model file: ``--model``, or the one a group run has just trained.
     """
-    torch.manual_seed(plan.seed)
-    torch.set_num_threads(plan.threads)
     output_dir = plan.output_dir
     scans = [scan for flair in flairs if (scan := find_scan(output_dir, flair))]
     missing = len(flairs) - len(scans)
@@ -318,6 +320,10 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
     todo = [scan for scan in scans if scan.flair.path in pending]
     if not todo:
         return 1 if missing else 0
+    import torch  # like zennit, only when there is work (see import_libraries)
+
+    torch.manual_seed(plan.seed)
+    torch.set_num_threads(plan.threads)
     for scan in todo:  # outputs are overwritten; other methods' maps of this model stay
         completion.clear_interrupted(output_dir, scan.flair.path, step)
     failed = explain_scans(
