@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bids.layout import parse_file_entities
-
 from msxai_bids import __version__, derivatives
 from msxai_bids.files import write_json
 
@@ -89,6 +87,8 @@ def has_records(output_dir: Path, participants: Sequence[str] = ()) -> bool:
 def image_outputs(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
     """Every file in the image's derivative folders made from ``source`` (by ``step`` only:
     named ``…_<step>_…``), temporary files of interrupted writes included, sorted."""
+    from bids.layout import parse_file_entities  # pybids: not before the workers' server starts
+
     entities = parse_file_entities(source)
     own = {key: entities.get(key) for key in derivatives.SOURCE_ENTITIES}
     folder = output_dir / f"sub-{entities['subject']}"

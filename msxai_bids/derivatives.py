@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bids.layout.writing import build_path
-
 from msxai_bids.grid import CNN_GRID
 
 #: One pattern for the files of a participant; entity order follows the BIDS specification
@@ -138,6 +136,8 @@ def named(
     output_dir: Path, entities: Mapping[str, Any], pattern: str = PARTICIPANT_PATTERN
 ) -> Path:
     """Path of a file named by BIDS entities (``suffix`` and ``extension`` required)."""
+    from bids.layout.writing import build_path  # pybids: not before the workers' server starts
+
     relative = build_path(dict(entities), [pattern], strict=False)
     if relative is None:
         raise ValueError(f"cannot name a derivative from entities {dict(entities)}")

@@ -13,6 +13,8 @@ import pytest
 from output_compare import derivative_files, same_content
 
 from msxai_bids import completion
+from msxai_bids.cli.run import make_config, start_workers_early
+from msxai_bids.preprocessing import workers
 from msxai_bids.synth import make_cohort
 
 MSXAI = str(Path(sys.executable).with_name("msxai"))
@@ -32,6 +34,32 @@ def test_has_records_looks_at_the_named_participants_only(tmp_path):
     assert completion.has_records(tmp_path / "out")
     assert completion.has_records(tmp_path / "out", ["02", "011"])
     assert not completion.has_records(tmp_path / "out", ["01", "02"])
+
+
+def test_the_workers_server_starts_first_only_in_a_participant_run_with_all_to_do(
+    tiny_bids, tmp_path, monkeypatch
+):
+    started = []
+    monkeypatch.setattr(workers, "start", lambda threads: started.append(threads))
+    out = tmp_path / "out"
+
+    def starts(*options: str) -> bool:
+        started.clear()
+        start_workers_early(make_config([str(tiny_bids), str(out), *options, "--nprocs", "2"]))
+        return started == [2]
+
+    assert starts("participant")
+    assert not starts("participant", "--reports-only") and not starts("group")
+    completion.complete(out, "sub-01/anat/sub-01_FLAIR.nii.gz", {"inputs": {}})
+    assert not starts("participant")  # a rerun may have nothing to preprocess
+    assert starts("participant", "--participant-label", "02")
+
+
+def test_the_records_check_imports_no_pybids():
+    # The workers' server starts before pybids loads (0.3 s): the check must not load it.
+    code = "import sys, msxai_bids.completion; print('bids' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "False"
 
 
 def test_an_images_outputs_are_its_own_files_and_its_interrupted_writes(tmp_path):

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 
 from bids.layout import BIDSFile, BIDSLayout
 
-from msxai_bids import bids, completion
+from msxai_bids import bids
 from msxai_bids.cli import plans
 from msxai_bids.config import Config
-from msxai_bids.preprocessing import workers
 
 if TYPE_CHECKING:
     from msxai_bids.stages.explanation import ExplanationPlan
@@ -42,9 +41,9 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
 
 
 def import_later_libraries(explaining: bool) -> None:
-    """Import the libraries of the stages after preprocessing: zennit and antspyx when
-    ``explaining``, matplotlib and nilearn's plotting for the reports (2.5 s together),
-    while the preprocessing workflow runs (see ``alongside``)."""
+    """Import the libraries of the stages after preprocessing: torch, zennit and antspyx when
+    ``explaining``, matplotlib and nilearn's plotting for the reports (3.5 s together), while
+    the preprocessing workflow runs (see ``alongside``)."""
     from msxai_bids.stages import explanation, report
 
     if explaining:
@@ -59,10 +58,6 @@ def run_participant(config: Config) -> int:
 
     Returns 1 if any image was rejected or failed in any stage, else 0.
     """
-    if not config.reports_only and not completion.has_records(
-        config.output_dir, config.participant_label
-    ):  # all to do: the workers' server loads while this process imports and indexes
-        workers.start(config.omp_nthreads)
     from msxai_bids.stages import preprocessing, report
 
     explaining = None

@@ -2,13 +2,12 @@
 
 The server that forks Nipype's workers imports this module once
 (:func:`msxai_bids.preprocessing.workers.start`), and every worker starts as a copy of it:
-antspyx and the steps' modules imported (``import ants`` alone takes 1.3 s), the template and
-its brain mask found (TemplateFlow's first lookup indexes 2,500 files: 2.6 s; the paths are
-kept by :func:`msxai_bids.templates.template_path`) and read onto the CNN grid. The server
-does this while the main process indexes the dataset. The loaded objects are then frozen out
-of the garbage collector: a worker's collections would otherwise write to every one of them
-and copy the server's pages into the worker, and the server's own exit would collect them all
-(0.5 s that the participant level waited for after the workflow).
+antspyx and the steps' modules imported (``import ants`` alone takes 1 s), the template and
+its brain mask found in TemplateFlow's home (:func:`msxai_bids.templates.template_path`) and
+read onto the CNN grid. The server does this while the main process indexes the dataset. The
+loaded objects are then frozen out of the garbage collector: a worker's collections would
+otherwise write to every one of them and copy the server's pages into the worker (50 MB of
+the two processes' memory).
 
 Without a usable TemplateFlow cache the lookup fails here and the server goes on: the steps
 that read the template then raise the same error, which names the file, in their crash files.

@@ -2,9 +2,10 @@
 
 Nipype's MultiProc runs each step in a worker process. msxai's workers are forked from a server
 (multiprocessing's forkserver) that imports what the steps need once,
-:mod:`msxai_bids.preprocessing.preload`, 3–4 s of antspyx and templates. Starting it does not
-wait for that: the server loads on another core while the participant level indexes the
-dataset. This module imports nothing heavy, so that the level can start the server first.
+:mod:`msxai_bids.preprocessing.preload`, 2.3 s of Nipype, antspyx and templates. Starting it
+does not wait for that: the server loads on another core while the participant level imports
+its stages and indexes the dataset. This module imports nothing heavy, so that a run can start
+the server first (:func:`msxai_bids.cli.run.start_workers_early`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def start(omp_nthreads: int) -> None:
 def stop() -> None:
     """Stop the workers' server once the workflow has run.
 
-    It holds antspyx, TemplateFlow's index and the templates, 0.4 GB that would sit beside the
-    explanation stage's network in this process's peak. It is ended by SIGTERM: it has nothing
+    It holds antspyx and the templates, 0.4 GB that would sit beside the explanation stage's
+    network in this process's peak. It is ended by SIGTERM: it has nothing
     to write, and a normal exit would first collect its frozen heap (0.5 s, and a report from
     antspyx's bindings of objects never freed). CPython has no public call for stopping the
     server; ``ForkServer._stop``, which its own tests use, then reaps it. A later run in this
