@@ -114,6 +114,40 @@ def test_a_worker_starts_with_antspyx_and_the_templates_loaded_and_frozen(tmp_pa
     assert "leaked" not in result.stderr
 
 
+RELEASE_CHECK = """
+import os, re, sys
+from pathlib import Path
+import numpy as np
+from msxai_bids.preprocessing.preload import release_free_memory
+
+def resident_mb():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) // 1024
+
+blocks = [np.ones(1_000_000) for _ in range(25)]  # 200 MB, freed but kept by tcmalloc
+del blocks
+before = resident_mb()
+release_free_memory()
+print(before - resident_mb(), flush=True)
+os._exit(0)  # the preloaded module froze the heap: a normal exit would report it as leaked
+"""
+
+
+def test_the_server_hands_back_the_memory_its_loading_freed():
+    # Kept by the allocator, it would be copied into every worker that reuses it.
+    tcmalloc = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    if not tcmalloc.is_file():
+        pytest.skip("libtcmalloc-minimal4 is not installed")
+    result = subprocess.run(
+        [sys.executable, "-c", RELEASE_CHECK],
+        env=os.environ | {"LD_PRELOAD": str(tcmalloc)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert int(result.stdout.split()[-1]) > 150
+
+
 def test_a_stopped_server_is_gone_and_starts_again_for_the_next_run():
     for _ in range(2):  # two runs in one process, as in tests and notebooks
         workers.start(1)
