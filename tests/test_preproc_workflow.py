@@ -212,11 +212,13 @@ def test_alongside_runs_while_the_workflow_does_and_its_error_comes_after(tmp_pa
     def broken():
         raise ImportError("no module named zennit")
 
-    finished = []
-    workflow = QuickWorkflow(lambda: finished.append(True))
+    switch = sys.getswitchinterval()
+    during = []  # a short switch interval while the imports compete with MultiProc's threads
+    workflow = QuickWorkflow(lambda: during.append(sys.getswitchinterval()))
     with pytest.raises(ImportError, match="zennit"):
         stage.execute(workflow, plan, 1, broken)
-    assert finished == [True] and gc.get_freeze_count() == 0
+    assert during == [stage.SWITCH_SECONDS] and sys.getswitchinterval() == switch
+    assert gc.get_freeze_count() == 0
 
 
 def test_the_workflow_runs_with_the_heap_frozen_and_leaves_it_unfrozen(tmp_path):
