@@ -168,6 +168,28 @@ def test_cube_regions_label_only_the_brain_and_steps_grow_by_a_share():
     assert faithfulness.steps_of(3, steps=4, share=0.5) == [0, 2, 3, 3, 3]
 
 
+def test_random_perturbation_draws_its_regions_anew_at_each_step():
+    """One cube of eight carries the logit: with a new draw at every step, k perturbed cubes hit
+    it in k/8 of the steps, and a step may hit it after the one before missed (nested orders
+    never could)."""
+    volume = np.ones((8, 8, 8), np.float32)
+    regions = faithfulness.cube_regions(np.ones((8, 8, 8), bool), size=4)
+    weights = np.zeros((8, 8, 8))
+    weights[:4, :4, :4] = 1.0  # cube 0
+    model = RegionSum(weights)
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 6):
+        logits = faithfulness.random_perturbation_logits(
+            model, volume, regions, [k] * 400, rng, fill=0.0
+        )
+        assert set(np.unique(logits)) == {0.0, 64.0}
+        assert np.mean(logits == 0.0) == pytest.approx(k / 8, abs=0.06)
+        assert (np.diff(logits) > 0).any()
+    assert faithfulness.random_perturbation_logits(
+        model, volume, regions, [0, 8], rng, fill=0.0
+    ).tolist() == [64.0, 0.0]
+
+
 def test_a_map_whose_top_regions_matter_has_a_larger_area_than_random_order():
     """The logit rests on two cubes; a map that ranks them first passes, noise does not."""
     rows = []
@@ -188,14 +210,16 @@ def test_a_map_whose_top_regions_matter_has_a_larger_area_than_random_order():
                 )
                 return faithfulness.area_over_curve(logits)
 
-            random_orders = [aopc(rng.permutation(64)) for _ in range(3)]
+            at_random = faithfulness.random_perturbation_logits(
+                model, volume, regions, counts, rng, fill=0.0
+            )
             rows.append(
                 {
                     "method": name,
                     "aopc_most_relevant_first": aopc(
                         faithfulness.most_relevant_first(heatmap, regions)
                     ),
-                    "aopc_random_order": float(np.mean(random_orders)),
+                    "aopc_random_order": faithfulness.area_over_curve(at_random),
                 }
             )
     results = pd.DataFrame(rows)

@@ -32,7 +32,7 @@ PARTICIPANT_COLUMNS = {
     "intensity_rank_accuracy": "Relevance rank accuracy of the FLAIR intensity used as a map.",
     "aopc_most_relevant_first": "Mean logit drop over the region-perturbation steps, most "
     "relevant regions first (audit).",
-    "aopc_random_order": "The same in random order (mean of the random orders).",
+    "aopc_random_order": "The same in random order (regions drawn anew at each step).",
 }
 
 #: Columns of the audit table, described in its sidecar.

@@ -40,8 +40,6 @@ LOGGER = logging.getLogger("msxai.audit")
 #: Volumes per explanation pass and per batch of perturbed copies, by device type.
 EXPLAIN_BATCH = {"cpu": 1, "cuda": 8}
 PERTURB_BATCH = {"cpu": 4, "cuda": 16}
-#: Random orders whose mean curve is the faithfulness baseline.
-RANDOM_ORDERS = 3
 
 
 @dataclass(frozen=True)
@@ -173,24 +171,36 @@ def localisation_test(subject: Subject, trained: np.ndarray, randomised: np.ndar
 def faithfulness_test(
     model: nn.Module, subject: Subject, methods: Sequence[str], rng: np.random.Generator
 ) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Perturbation curves of every method and of random orders; AOPC per method."""
+    """Perturbation curves of every method and of random draws; AOPC per method.
+
+    Step 0, the unperturbed logit, is computed once and begins every curve.
+    """
     regions = faithfulness.cube_regions(subject.within)
     n_regions = int(regions.max()) + 1
     counts = faithfulness.steps_of(n_regions)
     fill = float(subject.volume[subject.within].mean())
     batch = PERTURB_BATCH[next(model.parameters()).device.type]
-
-    def curve(order: np.ndarray) -> np.ndarray:
-        return faithfulness.perturbation_logits(
-            model, subject.volume, regions, order, counts, fill=fill, batch_size=batch
-        )
-
-    random_curve = np.mean(
-        [curve(rng.permutation(n_regions)) for _ in range(RANDOM_ORDERS)], axis=0
+    unperturbed = faithfulness.logits_of(model, [subject.volume], batch)
+    perturbing = {"fill": fill, "batch_size": batch}
+    random_curve = np.concatenate(
+        [
+            unperturbed,
+            faithfulness.random_perturbation_logits(
+                model, subject.volume, regions, counts[1:], rng, **perturbing
+            ),
+        ]
     )
     curves, scores = [], {}
     for method in methods:
-        ordered = curve(faithfulness.most_relevant_first(subject.maps[method], regions))
+        ranking = faithfulness.most_relevant_first(subject.maps[method], regions)
+        ordered = np.concatenate(
+            [
+                unperturbed,
+                faithfulness.perturbation_logits(
+                    model, subject.volume, regions, ranking, counts[1:], **perturbing
+                ),
+            ]
+        )
         scores[method] = {
             "aopc_most_relevant_first": faithfulness.area_over_curve(ordered),
             "aopc_random_order": faithfulness.area_over_curve(random_curve),
