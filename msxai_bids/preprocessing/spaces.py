@@ -8,6 +8,7 @@ sampling differ.
 
 from __future__ import annotations
 
+import atexit
 from functools import lru_cache
 
 import ants
@@ -48,6 +49,11 @@ def _template_on_grid(grid: Grid, suffix: str) -> ants.ANTsImage:
     template = ants.image_read(str(template_path(resolution=1, desc="brain", suffix=suffix)))
     interpolation = "nearestNeighbor" if suffix == "mask" else "linear"
     return ants.resample_image_to_target(template, grid_reference(grid), interp_type=interpolation)
+
+
+# Emptied before the interpreter's teardown: the msxai command freezes its heap before exiting,
+# and antspyx's bindings report every image still alive then as leaked.
+atexit.register(_template_on_grid.cache_clear)
 
 
 def template_brain(grid: Grid = CNN_GRID) -> ants.ANTsImage:
