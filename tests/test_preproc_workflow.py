@@ -171,7 +171,8 @@ def test_the_server_runs_for_the_workflow_and_alongside_goes_to_it(tiny_bids, mo
 
     def execute(workflow, plan, n_images, alongside):
         calls.append("workflow")
-        alongside()
+        for call in alongside:
+            call()
         return []
 
     monkeypatch.setattr(workers, "start", lambda threads: calls.append("server"))
@@ -179,11 +180,11 @@ def test_the_server_runs_for_the_workflow_and_alongside_goes_to_it(tiny_bids, mo
     monkeypatch.setattr(stage, "execute", execute)
     monkeypatch.setattr(workers, "stop", lambda: calls.append("stop"))
     monkeypatch.setattr(stage, "warn_flagged", lambda *args: None)
-    assert stage.run(images, plan, alongside=lambda: calls.append("caller")) == 0
+    assert stage.run(images, plan, alongside=[lambda: calls.append("caller")]) == 0
     assert calls == ["server", "graph", "workflow", "caller", "stop"]
 
     calls.clear()  # complete now: nothing runs, and the caller's work is not done either
-    assert stage.run(images, plan, alongside=lambda: calls.append("caller")) == 0
+    assert stage.run(images, plan, alongside=[lambda: calls.append("caller")]) == 0
     assert calls == []
 
 
@@ -207,7 +208,19 @@ def test_alongside_runs_while_the_workflow_does_and_its_error_comes_after(tmp_pa
     alongside_ran = threading.Event()
     # The workflow waits for alongside: run before or after it, this would time out.
     workflow = QuickWorkflow(lambda: assert_set(alongside_ran))
-    assert stage.execute(workflow, plan, 1, alongside_ran.set) == []
+    assert stage.execute(workflow, plan, 1, [alongside_ran.set]) == []
+
+    # What each call makes (a library's modules) is frozen before the next starts: MultiProc's
+    # collections would otherwise scan half an import of torch at every step.
+    freeze_counts, made = [], []
+
+    def make():
+        freeze_counts.append(gc.get_freeze_count())
+        made.extend([] for _ in range(1000))  # lists, unlike empty dicts, are tracked
+
+    alongside = [make, lambda: freeze_counts.append(gc.get_freeze_count())]
+    assert stage.execute(QuickWorkflow(), plan, 1, alongside) == []
+    assert freeze_counts[1] >= freeze_counts[0] + 1000
 
     def broken():
         raise ImportError("no module named zennit")
@@ -216,7 +229,7 @@ def test_alongside_runs_while_the_workflow_does_and_its_error_comes_after(tmp_pa
     during = []  # a short switch interval while the imports compete with MultiProc's threads
     workflow = QuickWorkflow(lambda: during.append(sys.getswitchinterval()))
     with pytest.raises(ImportError, match="zennit"):
-        stage.execute(workflow, plan, 1, broken)
+        stage.execute(workflow, plan, 1, [broken])
     assert during == [stage.SWITCH_SECONDS] and sys.getswitchinterval() == switch
     assert gc.get_freeze_count() == 0
 

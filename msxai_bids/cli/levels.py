@@ -6,7 +6,9 @@ With :mod:`msxai_bids.cli.plans` they are the only code that reads the
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,15 +42,14 @@ def selected_images(config: Config, layout: BIDSLayout) -> list[BIDSFile]:
     return flairs
 
 
-def import_later_libraries(explaining: bool) -> None:
-    """Import the libraries of the stages after preprocessing: torch, zennit and antspyx when
-    ``explaining``, matplotlib and nilearn's plotting for the reports (3.5 s together), while
-    the preprocessing workflow runs (see ``alongside``)."""
+def later_imports(explaining: bool) -> list[Callable[[], object]]:
+    """The imports of the stages after preprocessing, one per library: torch, zennit and
+    antspyx when ``explaining``, matplotlib and nilearn's plotting for the reports (3.5 s
+    together), for the preprocessing workflow to run beside (see ``alongside``)."""
     from msxai_bids.stages import explanation, report
 
-    if explaining:
-        explanation.import_libraries()
-    report.import_libraries()
+    modules = [*(explanation.LIBRARIES if explaining else ()), *report.LIBRARIES]
+    return [partial(importlib.import_module, module) for module in modules]
 
 
 def run_participant(config: Config) -> int:
@@ -77,7 +78,7 @@ def run_participant(config: Config) -> int:
             preprocessing.run(
                 images,
                 plans.preprocessing_plan(config),
-                alongside=partial(import_later_libraries, explaining is not None),
+                alongside=later_imports(explaining is not None),
             ),
         )
     if explaining is not None:

@@ -10,7 +10,6 @@ matches the model file, its preprocessed image and the options is not explained 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -200,16 +199,17 @@ def write_scan(
     return row
 
 
-def import_libraries() -> None:
-    """Import what explaining a scan needs beyond this module: torch, zennit (it imports
-    torchvision and torch's compiler) and antspyx, 4 s together.
-
-    The participant level calls this while the preprocessing workflow runs, when the images
-    being preprocessed are to be explained next; the stage itself imports them only
-    when it has work, so a rerun with nothing to explain never pays for them.
-    """
-    for module in ("msxai_bids.explain.attribution", "msxai_bids.preprocessing.resampling"):
-        importlib.import_module(module)
+#: What explaining a scan imports beyond this module, in order: torch, zennit (it imports
+#: torchvision and torch's compiler), the methods, and antspyx to map heatmaps to native space;
+#: 4 s together. The participant level imports them while the preprocessing workflow runs, when
+#: the images being preprocessed are to be explained next; the stage itself imports them only
+#: when it has work, so a rerun with nothing to explain never pays for them.
+LIBRARIES = (
+    "torch",
+    "zennit",
+    "msxai_bids.explain.attribution",
+    "msxai_bids.preprocessing.resampling",
+)
 
 
 def explain_scans(
@@ -320,7 +320,7 @@ def run(flairs: Sequence[BIDSFile], model: Path, plan: ExplanationPlan) -> int:
     todo = [scan for scan in scans if scan.flair.path in pending]
     if not todo:
         return 1 if missing else 0
-    import torch  # like zennit, only when there is work (see import_libraries)
+    import torch  # like zennit, only when there is work (see LIBRARIES)
 
     torch.manual_seed(plan.seed)
     torch.set_num_threads(plan.threads)

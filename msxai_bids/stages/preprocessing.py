@@ -59,14 +59,14 @@ def execute(
     workflow: pe.Workflow,
     plan: PreprocessingPlan,
     n_images: int,
-    alongside: Callable[[], None] | None = None,
+    alongside: Sequence[Callable[[], object]] = (),
 ) -> list[Path]:
     """Run ``workflow`` (``n_images`` images) with MultiProc; return its crash files, if any.
 
     No more workers start than there are images: an image's steps run mostly one after
     another, and a second worker for one image saved 0.5 s of 18 s but held 0.6 GB more.
-    ``alongside`` runs in a thread meanwhile (this process only watches the workers); its
-    errors are raised once the workflow has run.
+    ``alongside`` is called, one after another, in a thread meanwhile (this process only
+    watches the workers); their errors are raised once the workflow has run.
     """
     crash_dir = plan.output_dir / derivatives.LOGS_DIR
     workflow.config["execution"].update(
@@ -87,16 +87,17 @@ def execute(
         args["memory_gb"] = plan.mem_gb
     # MultiProc runs a full garbage collection at every poll that finds a processor free:
     # 0.4 s each over this process's heap (torch, pybids), a whole core at a 0.05 s poll.
-    # Frozen, the objects made before the run, and those ``alongside`` makes (modules), are
-    # left out of those collections.
+    # Frozen, the objects made before the run, and those each of ``alongside`` makes (modules),
+    # are left out of those collections: frozen only after all of them, torch and zennit half
+    # imported made MultiProc's collections cost 0.06-0.16 s each (0.5 s of a participant).
     gc.freeze()
     switch = sys.getswitchinterval()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alongside") as thread:
             beside = None
-            if alongside is not None:
+            if alongside:
                 sys.setswitchinterval(SWITCH_SECONDS)
-                beside = thread.submit(frozen_after, alongside)
+                beside = thread.submit(frozen_after_each, alongside)
             try:
                 workflow.run(plugin="MultiProc", plugin_args=args)
             except RuntimeError as err:
@@ -109,10 +110,11 @@ def execute(
     return sorted(set(crash_dir.glob("crash-*.txt")) - before)
 
 
-def frozen_after(work: Callable[[], None]) -> None:
-    """Call ``work``, then freeze what it made too (see :func:`execute`)."""
-    work()
-    gc.freeze()
+def frozen_after_each(work: Sequence[Callable[[], object]]) -> None:
+    """Call each of ``work`` and freeze what it made as soon as it returns (see :func:`execute`)."""
+    for call in work:
+        call()
+        gc.freeze()
 
 
 def failed_images(crash_files: list[Path], images: Sequence[BIDSFile]) -> set[str]:
@@ -178,14 +180,14 @@ def run(
     images: Sequence[tuple[BIDSFile, str | None]],
     plan: PreprocessingPlan,
     *,
-    alongside: Callable[[], None] | None = None,
+    alongside: Sequence[Callable[[], object]] = (),
 ) -> int:
     """Preprocess every ``(image, lesion mask)`` pair not already complete; 1 if any failed.
 
     An image is complete when its record (:mod:`msxai_bids.completion`) matches; the others lose
     what an earlier run left of them, run, and get a record, or, when they fail, lose their
     outputs again: a failed image leaves only its crash file. When there is work,
-    ``alongside`` runs in a thread of this process while the workflow does (this process
+    ``alongside`` is called in a thread of this process while the workflow runs (this process
     only watches the workers then): work the caller would do after preprocessing anyway.
     """
     # A record made with lesion filling also covers a run without: the other outputs are equal.

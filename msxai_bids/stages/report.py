@@ -10,7 +10,6 @@ drawing; ``--reports-only`` and ``--force`` draw every report.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 from bids.layout import BIDSFile
 
 from msxai_bids import bids, completion, derivatives
-from msxai_bids.reports import figures
 from msxai_bids.reports.citation import Methods, methods_text, write_citation
 from msxai_bids.reports.group import write_group_report
 from msxai_bids.reports.participant import ReportContext, heatmap_scales, write_participant_report
@@ -45,11 +43,10 @@ class ReportPlan:
 REPORT_STEP = "report"
 
 
-def import_libraries() -> None:
-    """Import matplotlib's pyplot and nilearn's plotting, which the figures load on first use
-    (0.4 s); the participant level calls this while the preprocessing workflow runs."""
-    figures.pyplot()
-    importlib.import_module("nilearn.plotting")
+#: What the figures import on first use (0.4 s): the participant level imports them while the
+#: preprocessing workflow runs. :func:`msxai_bids.reports.figures.pyplot` still chooses the
+#: file-only backend, which importing pyplot leaves undecided.
+LIBRARIES = ("matplotlib.pyplot", "nilearn.plotting")
 
 
 def write_methods_text(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
