@@ -40,7 +40,7 @@ def to_ras(image: nb.Nifti1Image) -> nb.Nifti1Image:
 def grid_reference(grid: Grid = CNN_GRID) -> ants.ANTsImage:
     """An all-zero ANTs image on ``grid`` (shape ``grid.shape``, ``grid.voxel_mm`` spacing)."""
     image = nb.Nifti1Image(np.zeros(grid.shape, dtype=np.float32), grid.affine)
-    image.header.set_xyzt_units("mm")
+    image.header.set_xyzt_units("mm", "sec")  # without, antspyx prints a warning for each
     return ants.from_nibabel_nifti(image)
 
 
