@@ -89,7 +89,7 @@ def execute(
     # 0.4 s each over this process's heap (torch, pybids), a whole core at a 0.05 s poll.
     # Frozen, the objects made before the run, and those each of ``alongside`` makes (modules),
     # are left out of those collections: frozen only after all of them, torch and zennit half
-    # imported made MultiProc's collections cost 0.06-0.16 s each (0.5 s of a participant).
+    # imported made MultiProc's collections cost 0.06-0.16 s each (0.4 s of a participant).
     gc.freeze()
     switch = sys.getswitchinterval()
     try:
