@@ -17,7 +17,7 @@ import nibabel as nb
 import numpy as np
 
 from msxai_bids.grid import CNN_GRID, Grid
-from msxai_bids.preprocessing.spaces import grid_reference
+from msxai_bids.preprocessing.spaces import for_ants, grid_reference
 
 MASK_THRESHOLD = 0.5
 """Interpolated mask values at or above this count as inside."""
@@ -83,20 +83,13 @@ def to_native(img_on_grid: nb.Nifti1Image, native_ref: nb.Nifti1Image, xfm: Path
 def _as_float(image: nb.Nifti1Image) -> nb.Nifti1Image:
     """A float32 copy of a 3-D image, with units set, as ANTs conversions expect."""
     data = np.asarray(image.dataobj, dtype=np.float32)
-    return _float_image(data.reshape(data.shape[:3]), image.affine)
+    return for_ants(data.reshape(data.shape[:3]), image.affine)
 
 
 def _grid_of(image: nb.Nifti1Image) -> nb.Nifti1Image:
     """An all-zero float32 image on the grid of ``image``: a resampling's reference, whose
     values are never read (reading a 1 mm FLAIR's decompresses 12 M voxels, 0.15 s)."""
-    return _float_image(np.zeros(image.shape[:3], np.float32), image.affine)
-
-
-def _float_image(data: np.ndarray, affine: np.ndarray) -> nb.Nifti1Image:
-    # Time units too: antspyx prints a warning for every image converted without them.
-    image = nb.Nifti1Image(data, affine)
-    image.header.set_xyzt_units("mm", "sec")
-    return image
+    return for_ants(np.zeros(image.shape[:3], np.float32), image.affine)
 
 
 def _float_header(image: nb.Nifti1Image) -> nb.Nifti1Header:

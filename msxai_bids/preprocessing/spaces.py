@@ -37,11 +37,17 @@ def to_ras(image: nb.Nifti1Image) -> nb.Nifti1Image:
     return nb.as_closest_canonical(image)
 
 
+def for_ants(data: np.ndarray, affine: np.ndarray) -> nb.Nifti1Image:
+    """``data`` as a NIfTI image that ``ants.from_nibabel_nifti`` converts as it is: spatial
+    units in mm, and time units too, without which antspyx prints a warning for each image."""
+    image = nb.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm", "sec")
+    return image
+
+
 def grid_reference(grid: Grid = CNN_GRID) -> ants.ANTsImage:
     """An all-zero ANTs image on ``grid`` (shape ``grid.shape``, ``grid.voxel_mm`` spacing)."""
-    image = nb.Nifti1Image(np.zeros(grid.shape, dtype=np.float32), grid.affine)
-    image.header.set_xyzt_units("mm", "sec")  # without, antspyx prints a warning for each
-    return ants.from_nibabel_nifti(image)
+    return ants.from_nibabel_nifti(for_ants(np.zeros(grid.shape, np.float32), grid.affine))
 
 
 @lru_cache(maxsize=2)
