@@ -105,15 +105,17 @@ def run_command(command: list[str], env: dict, *, sample_memory: bool = True) ->
     peak, done = [0.0], threading.Event()
 
     def sample() -> None:
-        while sample_memory and not done.wait(0.1):
+        while not done.wait(0.1):
             peak[0] = max(peak[0], group_memory_gb(process.pid))
 
     sampler = threading.Thread(target=sample)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     _, errors = process.communicate()
     wall = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{errors[-2000:]}")
     return {"wall_s": wall, "peak_gb": peak[0]}
