@@ -115,7 +115,7 @@ def test_a_worker_starts_with_antspyx_and_the_templates_loaded_and_frozen(tmp_pa
 
 
 RELEASE_CHECK = """
-import os, re, sys
+import re, sys
 from pathlib import Path
 import numpy as np
 from msxai_bids.preprocessing.preload import release_free_memory
@@ -128,7 +128,6 @@ del blocks
 before = resident_mb()
 release_free_memory()
 print(before - resident_mb(), flush=True)
-os._exit(0)  # the preloaded module froze the heap: a normal exit would report it as leaked
 """
 
 
@@ -146,6 +145,7 @@ def test_the_server_hands_back_the_memory_its_loading_freed():
         timeout=120,
     )
     assert int(result.stdout.split()[-1]) > 150
+    assert "leaked" not in result.stderr  # the frozen templates are freed at exit (spaces)
 
 
 def test_a_stopped_server_is_gone_and_starts_again_for_the_next_run():
