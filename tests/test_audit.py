@@ -159,6 +159,25 @@ def test_perturbation_logits_and_area_on_a_case_known_by_hand():
     assert faithfulness.area_over_curve(logits) == pytest.approx(64.0)
 
 
+def test_most_relevant_first_curve_of_the_cnn_equals_full_forward_passes():
+    """The CNN's curve, computed by editing one volume step by step, is the curve of the
+    perturbed volumes each passed through the whole network."""
+    network = seeded_network(FastSixtyFourNet, seed=6)
+    volume = brain_like_volume(seed=6, shape=SMALL_SHAPE)[0, 0].numpy()
+    regions = faithfulness.cube_regions(volume > 0)
+    order = np.random.default_rng(6).permutation(int(regions.max()) + 1)
+    counts = faithfulness.steps_of(len(order), steps=6, share=0.002)
+    found = faithfulness.perturbation_logits(network, volume, regions, order, counts, fill=0.7)
+    expected = []
+    for n in counts:
+        perturbed = np.where(np.isin(regions, order[:n]), 0.7, volume)
+        with torch.no_grad():
+            expected.append(float(network(torch.as_tensor(perturbed)[None, None])[0, 0]))
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(found, expected, rtol=0, atol=1e-5 * scale)
+    assert np.ptp(expected) > 0.01 * scale
+
+
 def test_cube_regions_label_only_the_brain_and_steps_grow_by_a_share():
     within = np.zeros((8, 8, 8), bool)
     within[:4, :4, :4] = within[7, 7, 7] = True

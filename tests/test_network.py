@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from cnn_fixtures import SMALL_SHAPE, brain_like_volume, seeded_network, twin
@@ -16,6 +17,9 @@ from msxai_bids.model.network import (
     FastSixtyFourNet,
     SixtyFourNet,
     UniformDropout,
+    early_reach,
+    early_shape,
+    early_window,
     l2_penalty,
 )
 
@@ -119,3 +123,43 @@ def test_fast_network_equals_literal_network_in_float32():
     torch.testing.assert_close(logits_fast, logits_literal, rtol=1e-5, atol=1e-6)
     assert _close(relevance_fast, relevance_literal, rtol=1e-4)
     assert relevance_fast.abs().sum() > 0
+
+
+def test_early_layers_and_late_layers_make_the_forward_pass():
+    network = seeded_network(FastSixtyFourNet, seed=2, dtype=torch.float64)
+    volume = brain_like_volume(seed=2, shape=SMALL_SHAPE, dtype=torch.float64)
+    with torch.no_grad():
+        early = network.early_layers(volume)
+        assert tuple(early.shape[2:]) == tuple(early_shape(SMALL_SHAPE)) == (21, 30, 21)
+        assert tuple(early_shape((96, 114, 96))) == (29, 35, 29)
+        torch.testing.assert_close(network.late_layers(early), network(volume), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "voxel",
+    [(0, 0, 0), (1, 5, 2), (30, 47, 33), (31, 46, 35), (32, 45, 34), (69, 96, 69), (71, 98, 71)],
+)
+def test_an_edited_voxel_changes_early_outputs_only_within_its_reach(voxel):
+    """The outputs that change when one voxel changes lie in :func:`early_reach`, touch its
+    bounds, and its :func:`early_window` gives exactly those outputs, unchanged."""
+    network = seeded_network(FastSixtyFourNet, seed=4, dtype=torch.float64)
+    volume = brain_like_volume(seed=4, shape=SMALL_SHAPE, dtype=torch.float64) + 0.1
+    edited = volume.clone()
+    edited[(0, 0, *voxel)] += 5.0
+    with torch.no_grad():
+        before, after = network.early_layers(volume), network.early_layers(edited)
+    changed = np.argwhere((before != after).any(dim=1)[0].numpy())
+    first, last = early_reach(np.array(voxel), np.array(voxel), SMALL_SHAPE)
+    if voxel == (71, 98, 71):  # only the pooling remainders, which are dropped, see it
+        assert changed.size == 0
+    else:
+        assert (changed >= first).all() and (changed <= last).all()
+        assert (changed.min(axis=0) == first).all() and (changed.max(axis=0) == last).all()
+    size = int((last - first).max()) + 1
+    start = np.minimum(first, early_shape(SMALL_SHAPE) - size)
+    corner, edge = early_window(start, size)
+    window = edited[(0, 0, *(slice(c, c + edge) for c in corner))]
+    with torch.no_grad():
+        outputs = network.early_layers(window[None, None])
+    expected = after[(0, slice(None), *(slice(s, s + size) for s in start))]
+    torch.testing.assert_close(outputs[0], expected, rtol=1e-12, atol=1e-12)

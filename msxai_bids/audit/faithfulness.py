@@ -11,11 +11,15 @@ says by how much.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import islice
+from itertools import islice, pairwise
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
+
+from msxai_bids.model.edits import EditedVolume
+from msxai_bids.model.network import FastSixtyFourNet
 
 #: Edge of the cubes, in voxels (4 voxels of 2 mm: 8 mm).
 REGION_SIZE = 4
@@ -95,7 +99,15 @@ def perturbation_logits(
     np.ndarray of shape (len(counts),), float64
     """
     ranks = _ranks(regions, order)
-    return logits_of(model, (np.where(ranks < n, fill, volume) for n in counts), batch_size)
+    if not isinstance(model, FastSixtyFourNet):
+        return logits_of(model, (np.where(ranks < n, fill, volume) for n in counts), batch_size)
+    edited, boxes, logits = EditedVolume(model, volume), ndimage.find_objects(regions + 1), []
+    for before, after in pairwise([0, *counts]):
+        if after > before:
+            added = order[before:after]
+            edited.replace((ranks >= before) & (ranks < after), fill, [boxes[r] for r in added])
+        logits.append(edited.logit())
+    return np.array(logits)
 
 
 def random_perturbation_logits(

@@ -1,0 +1,82 @@
+"""The logit of a volume whose regions are replaced a few at a time, as region perturbation does.
+
+A forward pass spends nine tenths of its arithmetic in conv1 and conv2, and each of their
+outputs sees only a window of 23 voxels of the input. After an edit of a few small regions,
+only the outputs whose windows hold an edited voxel change: :class:`EditedVolume` keeps those
+layers' output of the volume as it stands, recomputes them in windows around each edit (one
+batch of windows per edit) and runs the cheap rest of the network on the result. The logit is
+that of a full forward pass up to float rounding (7.6e-6 on logits of 9–23, float32).
+
+On a participant's most-relevant-first curve (20 steps of 23 cubes of 8 mm) a step costs a
+quarter of a forward pass: 0.54 instead of 1.80 s for the curve on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from msxai_bids.model.network import (
+    FastSixtyFourNet,
+    early_reach,
+    early_shape,
+    early_window,
+)
+
+Box = tuple[slice, slice, slice]
+
+
+class EditedVolume:
+    """A volume (X, Y, Z) and its logit under ``model``, kept up to date as it is edited.
+
+    Parameters
+    ----------
+    model : FastSixtyFourNet
+        In evaluation mode; its parameters' dtype and device are used.
+    volume : np.ndarray of shape (X, Y, Z)
+        Copied: the caller's array is left as it is.
+    """
+
+    def __init__(self, model: FastSixtyFourNet, volume: np.ndarray) -> None:
+        parameter = next(model.parameters())
+        self.model = model
+        self.volume = torch.as_tensor(np.array(volume), dtype=parameter.dtype)
+        self._device = parameter.device
+        self._early = self._early_layers(self.volume[None, None])
+
+    def logit(self) -> float:
+        """The network's logit of the volume as it stands."""
+        with torch.no_grad():
+            return float(self.model.late_layers(self._early)[0, 0])
+
+    def replace(self, where: np.ndarray, value: float, boxes: Sequence[Box]) -> None:
+        """Set the voxels ``where`` (bool, (X, Y, Z)) to ``value``; ``boxes`` enclose them all.
+
+        The boxes (one per edited region, as from :func:`scipy.ndimage.find_objects`) decide
+        where conv1 and conv2 are recomputed: windows of one size, one per box. When the
+        windows would hold more voxels than the volume, the whole volume is recomputed.
+        """
+        self.volume[torch.as_tensor(where)] = value
+        low = np.array([[axis.start for axis in box] for box in boxes])
+        high = np.array([[axis.stop - 1 for axis in box] for box in boxes])
+        first, last = early_reach(low, high, self.volume.shape)
+        outputs = early_shape(self.volume.shape)
+        size = int((last - first).max()) + 1
+        corners, edge = early_window(np.minimum(first, outputs - size), size)
+        if len(boxes) * edge**3 >= self.volume.numel() or np.any(size > outputs):
+            self._early = self._early_layers(self.volume[None, None])
+            return
+        windows = [self.volume[_cube(corner, edge)] for corner in corners]
+        recomputed = self._early_layers(torch.stack(windows)[:, None])
+        for corner, values in zip(corners // 3, recomputed, strict=True):
+            self._early[0][(slice(None), *_cube(corner, size))] = values
+
+    def _early_layers(self, volumes: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model.early_layers(volumes.to(self._device))
+
+
+def _cube(corner: np.ndarray, edge: int) -> Box:
+    return tuple(slice(int(c), int(c) + edge) for c in corner)
