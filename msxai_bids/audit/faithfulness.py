@@ -83,6 +83,11 @@ def perturbation_logits(
 ) -> np.ndarray:
     """The logit after replacing the first ``counts[k]`` regions of ``order`` by ``fill``.
 
+    The CNN (:class:`~msxai_bids.model.network.FastSixtyFourNet`) gets one volume edited step
+    by step (:class:`~msxai_bids.model.edits.EditedVolume`: each step adds regions to the last
+    and costs a quarter of a forward pass); other networks get every perturbed volume whole,
+    ``batch_size`` per pass.
+
     Parameters
     ----------
     model : nn.Module

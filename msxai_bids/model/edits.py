@@ -5,10 +5,10 @@ outputs sees only a window of 23 voxels of the input. After an edit of a few sma
 only the outputs whose windows hold an edited voxel change: :class:`EditedVolume` keeps those
 layers' output of the volume as it stands, recomputes them in windows around each edit (one
 batch of windows per edit) and runs the cheap rest of the network on the result. The logit is
-that of a full forward pass up to float rounding (7.6e-6 on logits of 9–23, float32).
+that of a full forward pass up to float rounding (within 7.6e-6 on logits of 9–23, float32).
 
-On a participant's most-relevant-first curve (20 steps of 23 cubes of 8 mm) a step costs a
-quarter of a forward pass: 0.54 instead of 1.80 s for the curve on 2 CPU cores.
+On a participant's most-relevant-first curve (20 steps of 23 cubes of 8 mm each) a step costs
+a quarter of a forward pass: 0.50 instead of 1.58 s for the curve on 2 CPU cores.
 """
 
 from __future__ import annotations
