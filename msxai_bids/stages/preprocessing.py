@@ -26,8 +26,11 @@ from msxai_bids.workflows.base import flair_workflow_name, init_participant_wf
 LOGGER = logging.getLogger("msxai.workflow")
 
 
-#: How often MultiProc looks for finished nodes and submits the next ones, in seconds.
-POLL_SECONDS = 0.05
+#: How often MultiProc looks for finished nodes and submits the next ones, in seconds. A step
+#: waits for the next look, and a participant's twenty steps run one after another: at 0.01
+#: instead of 0.05 s one participant took 14.66 instead of 15.08 s (median of 7 alternating
+#: runs), for 0.3 s more of this process's CPU over a three-participant run (of 14.6 s).
+POLL_SECONDS = 0.01
 
 #: Python's thread switch interval while ``alongside`` runs beside the workflow, in seconds.
 #: At the default 5 ms, a thread importing libraries keeps the interpreter that long at a time,
