@@ -17,6 +17,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 from preproc_phantoms import make_phantom, random_pose
 
+import msxai_bids
 from msxai_bids.grid import CNN_GRID
 from msxai_bids.interfaces.itk import use_itk_threads
 from msxai_bids.preprocessing import workers
@@ -75,6 +76,39 @@ def test_the_modules_preloaded_for_the_workers_import():
     subprocess.run([sys.executable, "-c", code, *workers.MODULES], check=True, timeout=120)
 
 
+LEAN_CHECK = r"""
+import json, re, sys
+from pathlib import Path
+import msxai_bids.preprocessing.lean_antspyx
+import ants
+called = {
+    name for path in Path(sys.argv[1]).rglob("*.py")
+    for name in re.findall(r"\bants\.([A-Za-z_]+)\(", path.read_text())
+}
+print(json.dumps({
+    "heavy": [name for name in ("sklearn", "statsmodels", "scipy.stats", "matplotlib")
+              if name in sys.modules],
+    "called": sorted(called),
+    "missing": sorted(name for name in called if not hasattr(ants, name)),
+}))
+"""
+
+
+def test_the_servers_antspyx_has_every_function_msxai_calls_without_the_unused_subpackages():
+    package = Path(msxai_bids.__file__).parent
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_CHECK, str(package)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["heavy"] == []
+    assert {"registration", "iMath", "otsu_segmentation"} <= set(found["called"])
+    assert found["missing"] == []
+
+
 WORKER_CHECK = """
 import gc, sys
 from multiprocessing import get_context
@@ -85,7 +119,8 @@ def loaded(queue):
     from msxai_bids.preprocessing import spaces
     queue.put((spaces._template_on_grid.cache_info().currsize,
                templates._template_file.cache_info().currsize, "ants" in sys.modules,
-               gc.get_freeze_count() > 0))
+               gc.get_freeze_count() > 0, "nilearn.plotting" in sys.modules,
+               "statsmodels" in sys.modules))
 
 if __name__ == "__main__":
     workers.start(1)
@@ -107,8 +142,12 @@ def test_a_worker_starts_with_antspyx_and_the_templates_loaded_and_frozen(tmp_pa
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
     )
-    on_grid, files, ants_imported, frozen = result.stdout.splitlines()[-1].split()
+    on_grid, files, ants_imported, frozen, plotting, statsmodels = result.stdout.splitlines()[
+        -1
+    ].split()
     assert on_grid == "2" and int(files) >= 2 and ants_imported == "True" and frozen == "True"
+    # The QC figure's nilearn is loaded; what antspyx imports for subpackages no step calls is not.
+    assert plotting == "True" and statsmodels == "False"
     # Stopped by a signal, the server does not collect its frozen heap at exit, where
     # antspyx's bindings would report every image object still alive.
     assert "leaked" not in result.stderr

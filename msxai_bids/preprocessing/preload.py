@@ -2,9 +2,11 @@
 
 The server that forks Nipype's workers imports this module once
 (:func:`msxai_bids.preprocessing.workers.start`), and every worker starts as a copy of it:
-antspyx and the steps' modules imported (``import ants`` alone takes 1 s), the template and
-its brain mask found in TemplateFlow's home (:func:`msxai_bids.templates.template_path`) and
-read onto the CNN grid. The server does this while the main process indexes the dataset.
+antspyx (the parts the steps call, :mod:`msxai_bids.preprocessing.lean_antspyx`: 0.3 s) and
+the steps' modules imported, nilearn's plotting for the QC figure (0.7 s, which the QC step
+would otherwise pay), the template and its brain mask found in TemplateFlow's home
+(:func:`msxai_bids.templates.template_path`) and read onto the CNN grid. The server does this
+while the main process indexes the dataset.
 
 Two things keep the workers from copying the server's memory. The loaded objects are frozen
 out of the garbage collector: a worker's collections would otherwise write to every one of
@@ -23,6 +25,7 @@ import gc
 import logging
 
 import ants  # noqa: F401
+import nilearn.plotting  # noqa: F401
 
 from msxai_bids.preprocessing import (  # noqa: F401
     bias,

@@ -2,10 +2,10 @@
 
 Nipype's MultiProc runs each step in a worker process. msxai's workers are forked from a server
 (multiprocessing's forkserver) that imports what the steps need once,
-:mod:`msxai_bids.preprocessing.preload`, 2.3 s of Nipype, antspyx and templates. Starting it
-does not wait for that: the server loads on another core while the participant level imports
-its stages and indexes the dataset. This module imports nothing heavy, so that a run can start
-the server first (:func:`msxai_bids.cli.run.start_workers_early`).
+:mod:`msxai_bids.preprocessing.preload`, 2.2 s of Nipype, antspyx, nilearn and templates.
+Starting it does not wait for that: the server loads on another core while the participant
+level imports its stages and indexes the dataset. This module imports nothing heavy, so that a
+run can start the server first (:func:`msxai_bids.cli.run.start_workers_early`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ in a varying order and a rerun with the same seed moved the transform by up to 0
 translation; with one, reruns are bit-identical. Participants run in parallel instead
 (``--nprocs``)."""
 
-#: What the server imports for its workers (names the server cannot import it skips silently).
-MODULES = ("msxai_bids.workflows.preprocessing", "msxai_bids.preprocessing.preload")
+#: What the server imports for its workers, in this order (names the server cannot import it
+#: skips silently).
+MODULES = (
+    "msxai_bids.preprocessing.lean_antspyx",
+    "msxai_bids.workflows.preprocessing",
+    "msxai_bids.preprocessing.preload",
+)
 
 
 def start(omp_nthreads: int) -> None:
