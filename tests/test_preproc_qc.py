@@ -64,6 +64,23 @@ def test_edge_figure_is_written(tmp_path, template_pair):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
+def test_a_bright_rim_outside_the_brain_does_not_darken_the_edge_figure(tmp_path, template_pair):
+    """Bias correction can leave the edges of the field of view 20-40 times brighter than the
+    brain; the brain must still be drawn in the same greys."""
+    from matplotlib.image import imread
+
+    template, _ = template_pair
+    brain = nb.Nifti1Image(template, CNN_GRID.affine)
+    rimmed = template.copy()
+    rimmed[-4:] = rimmed[:, -4:] = 40 * template.max()
+    greys = [
+        imread(plot_edges(nb.Nifti1Image(image, CNN_GRID.affine), brain, tmp_path / name))
+        for image, name in ((template, "plain.png"), (rimmed, "rimmed.png"))
+    ]
+    plain, with_rim = (grey[..., :3].mean() for grey in greys)
+    assert with_rim == pytest.approx(plain, rel=0.25)
+
+
 def test_transform_problems_name_a_mirror_and_an_implausible_scale():
     assert transform_problems(np.diag([1.05, 0.95, 1.0, 1.0])) == []
     assert "mirrors" in transform_problems(np.diag([-1.0, 1.0, 1.0, 1.0]))[0]

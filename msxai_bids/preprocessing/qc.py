@@ -166,13 +166,18 @@ def brain_cuts(template: nb.Nifti1Image, axis: int, count: int = 6) -> np.ndarra
     return np.linspace(low, high, count)
 
 
-def display_limit(data: np.ndarray, percentile: float = 99.5) -> float:
-    """The grey value shown as white: a high percentile of the non-zero voxels.
+def display_limit(
+    data: np.ndarray, percentile: float = 99.5, within: np.ndarray | None = None
+) -> float:
+    """The grey value shown as white: a high percentile of the non-zero voxels (``within`` a
+    mask, if given).
 
     The maximum would let a few bright voxels (vessels, scalp, resampling overshoot) darken the
-    whole image.
+    whole image. Where more than a few are bright, as at the edges of a field of view that
+    bias correction extrapolates to 20–40 times the brain's intensity, only a mask keeps the
+    brain visible.
     """
-    values = data[data > 0]
+    values = data[(data > 0) & (True if within is None else within)]
     return float(np.percentile(values, percentile)) if values.size else 1.0
 
 
@@ -208,7 +213,7 @@ def plot_edges(flair: nb.Nifti1Image, template: nb.Nifti1Image, out_file: Path) 
     from nilearn import plotting
 
     outlines = template_outlines(template)
-    vmax = display_limit(np.asanyarray(flair.dataobj))
+    vmax = display_limit(np.asanyarray(flair.dataobj), within=np.asanyarray(template.dataobj) > 0)
     figure = plt.figure(figsize=(9, 6))
     for row, mode in enumerate("xyz"):
         axes = figure.add_axes((0, 1 - (row + 1) / 3, 1, 1 / 3))
