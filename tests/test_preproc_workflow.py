@@ -142,9 +142,8 @@ def test_a_worker_starts_with_antspyx_and_the_templates_loaded_and_frozen(tmp_pa
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
     )
-    on_grid, files, ants_imported, frozen, plotting, statsmodels = result.stdout.splitlines()[
-        -1
-    ].split()
+    last_line = result.stdout.splitlines()[-1]
+    on_grid, files, ants_imported, frozen, plotting, statsmodels = last_line.split()
     assert on_grid == "2" and int(files) >= 2 and ants_imported == "True" and frozen == "True"
     # The QC figure's nilearn is loaded; what antspyx imports for subpackages no step calls is not.
     assert plotting == "True" and statsmodels == "False"

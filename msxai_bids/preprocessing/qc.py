@@ -177,7 +177,8 @@ def display_limit(
     bias correction extrapolates to 20–40 times the brain's intensity, only a mask keeps the
     brain visible.
     """
-    values = data[(data > 0) & (True if within is None else within)]
+    shown = data > 0 if within is None else (data > 0) & within
+    values = data[shown]
     return float(np.percentile(values, percentile)) if values.size else 1.0
 
 
