@@ -42,7 +42,7 @@ class EditedVolume:
     def __init__(self, model: FastSixtyFourNet, volume: np.ndarray) -> None:
         parameter = next(model.parameters())
         self.model = model
-        self.volume = torch.as_tensor(np.array(volume), dtype=parameter.dtype)
+        self.volume = torch.tensor(volume, dtype=parameter.dtype)
         self._device = parameter.device
         self._early = self._early_layers(self.volume[None, None])
 
