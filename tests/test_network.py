@@ -19,7 +19,7 @@ from msxai_bids.model.network import (
     UniformDropout,
     early_reach,
     early_shape,
-    early_window,
+    early_windows,
     l2_penalty,
 )
 
@@ -141,7 +141,7 @@ def test_early_layers_and_late_layers_make_the_forward_pass():
 )
 def test_an_edited_voxel_changes_early_outputs_only_within_its_reach(voxel):
     """The outputs that change when one voxel changes lie in :func:`early_reach`, touch its
-    bounds, and its :func:`early_window` gives exactly those outputs, unchanged."""
+    bounds, and the window of :func:`early_windows` gives exactly those outputs, unchanged."""
     network = seeded_network(FastSixtyFourNet, seed=4, dtype=torch.float64)
     volume = brain_like_volume(seed=4, shape=SMALL_SHAPE, dtype=torch.float64) + 0.1
     edited = volume.clone()
@@ -155,9 +155,7 @@ def test_an_edited_voxel_changes_early_outputs_only_within_its_reach(voxel):
     else:
         assert (changed >= first).all() and (changed <= last).all()
         assert (changed.min(axis=0) == first).all() and (changed.max(axis=0) == last).all()
-    size = int((last - first).max()) + 1
-    start = np.minimum(first, early_shape(SMALL_SHAPE) - size)
-    corner, edge = early_window(start, size)
+    start, size, corner, edge = early_windows(np.array(voxel), np.array(voxel), SMALL_SHAPE)
     window = edited[(0, 0, *(slice(c, c + edge) for c in corner))]
     with torch.no_grad():
         outputs = network.early_layers(window[None, None])

@@ -18,12 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from msxai_bids.model.network import (
-    FastSixtyFourNet,
-    early_reach,
-    early_shape,
-    early_window,
-)
+from msxai_bids.model.network import FastSixtyFourNet, early_shape, early_windows
 
 Box = tuple[slice, slice, slice]
 
@@ -61,17 +56,15 @@ class EditedVolume:
         self.volume[torch.as_tensor(where)] = value
         low = np.array([[axis.start for axis in box] for box in boxes])
         high = np.array([[axis.stop - 1 for axis in box] for box in boxes])
-        first, last = early_reach(low, high, self.volume.shape)
-        outputs = early_shape(self.volume.shape)
-        size = int((last - first).max()) + 1
-        corners, edge = early_window(np.minimum(first, outputs - size), size)
-        if len(boxes) * edge**3 >= self.volume.numel() or np.any(size > outputs):
+        starts, size, corners, edge = early_windows(low, high, self.volume.shape)
+        larger_than_volume = len(boxes) * edge**3 >= self.volume.numel()
+        if larger_than_volume or np.any(size > early_shape(self.volume.shape)):
             self._early = self._early_layers(self.volume[None, None])
             return
         windows = [self.volume[_cube(corner, edge)] for corner in corners]
         recomputed = self._early_layers(torch.stack(windows)[:, None])
-        for corner, values in zip(corners // 3, recomputed, strict=True):
-            self._early[0][(slice(None), *_cube(corner, size))] = values
+        for start, values in zip(starts, recomputed, strict=True):
+            self._early[0][(slice(None), *_cube(start, size))] = values
 
     def _early_layers(self, volumes: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -215,10 +215,21 @@ def early_reach(low: np.ndarray, high: np.ndarray, shape: Sequence[int]) -> np.n
     return np.stack([first, np.minimum(np.asarray(high) // 3, last)])
 
 
-def early_window(first: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """The input window that gives :meth:`FastSixtyFourNet.early_layers`' outputs ``first``
-    to ``first + size − 1`` (per axis, all of them, none else): its first voxel and its edge."""
-    return 3 * np.asarray(first), 3 * (size + 2) + 2
+def early_windows(
+    low: np.ndarray, high: np.ndarray, shape: Sequence[int]
+) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """Where to recompute :meth:`FastSixtyFourNet.early_layers` after input voxels ``low`` to
+    ``high`` (inclusive, per axis, one row per box) of a volume of ``shape`` changed.
+
+    Returns the first output of each box's cube of outputs, whose one ``size`` holds every
+    box's :func:`early_reach` (moved back from the far edges to stay inside), and the first
+    voxel and the edge of the input window that gives exactly those outputs. A ``size`` larger
+    than the output (:func:`early_shape`) leaves no such cube.
+    """
+    first, last = early_reach(low, high, shape)
+    size = int((last - first).max()) + 1
+    starts = np.minimum(first, early_shape(shape) - size)
+    return starts, size, 3 * starts, 3 * (size + 2) + 2
 
 
 NETWORKS: dict[str, type[nn.Module]] = {"literal": SixtyFourNet, "fast": FastSixtyFourNet}
