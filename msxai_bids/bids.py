@@ -213,10 +213,13 @@ def write_sidecar(path: Path, metadata: Mapping[str, Any]) -> Path:
 
 
 def write_nifti(path: Path, image: nb.Nifti1Image, metadata: Mapping[str, Any]) -> Path:
-    """Atomically write a NIfTI image and its sidecar (``metadata`` plus required fields)."""
-    atomic_write(path, lambda tmp: nb.save(image, tmp))
+    """Atomically write a NIfTI image and its sidecar (``metadata`` plus required fields).
+
+    The sidecar comes first, as in every writer here: array tasks share OUT, and a task that
+    finds another participant's image (for the reports' colour scales) reads its sidecar too.
+    """
     write_sidecar(path, metadata)
-    return path
+    return atomic_write(path, lambda tmp: nb.save(image, tmp))
 
 
 def raw_uri(source_file: str) -> str:
@@ -249,10 +252,9 @@ def write_tsv(path: Path, table: pd.DataFrame, columns: Mapping[str, str] | None
 
     ``columns`` maps column names to descriptions for the JSON sidecar.
     """
-    atomic_write(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, na_rep="n/a"))
-    if columns:
+    if columns:  # first, as in write_nifti
         write_json(sidecar_path(path), {k: {"Description": v} for k, v in columns.items()})
-    return path
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, na_rep="n/a"))
 
 
 def write_dataset_description(output_dir: Path, bids_dir: Path) -> Path:

@@ -150,8 +150,17 @@ def pending(
 
 
 def clear(output_dir: Path, source: str, step: str | None = None) -> list[Path]:
-    """Delete the record and every output of ``source`` (by ``step``); return what was deleted."""
-    stale = [record_path(output_dir, source, step), *image_outputs(output_dir, source, step)]
+    """Delete the record and every output of ``source`` (by ``step``); return what was deleted.
+
+    Data files go before the JSON sidecars, the reverse of their writing (see
+    :func:`msxai_bids.bids.write_nifti`): a task reading this folder never meets data without
+    its sidecar.
+    """
+    outputs = image_outputs(output_dir, source, step)
+    stale = [
+        record_path(output_dir, source, step),
+        *sorted(outputs, key=lambda p: p.suffix == ".json"),
+    ]
     removed = [path for path in stale if path.exists()]
     for path in removed:
         path.unlink()

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+import pandas as pd
 import pytest
+from bids.layout import parse_file_entities
 from conftest import write_minimal_bids
 
-from msxai_bids import bids, derivatives
+from msxai_bids import bids, completion, derivatives
 from msxai_bids.errors import NoInputError, NothingSelectedError
 from msxai_bids.files import atomic_write
 from msxai_bids.grid import CNN_GRID
@@ -211,6 +213,54 @@ def test_sink_names_file_from_source_and_writes_sidecar(tiny_bids, tmp_path):
         "Resolution": CNN_GRID.description,
     }
     assert not list(out.parent.glob(".tmp-*"))
+
+
+def data_without_sidecar(folder: Path) -> list[str]:
+    """Data files in ``folder`` whose JSON sidecar is missing."""
+    data = [p for p in folder.glob("*") if p.suffix != ".json" and not p.name.startswith(".tmp-")]
+    return [p.name for p in data if not bids.sidecar_path(p).is_file()]
+
+
+@pytest.fixture
+def watched(monkeypatch) -> list[str]:
+    """After every rename and deletion of a file: the data files of its folder then found
+    without their sidecar, as another array task reading the shared OUT would meet them."""
+    met: list[str] = []
+    replace, unlink = os.replace, Path.unlink
+
+    def watched_replace(source, target) -> None:
+        replace(source, target)
+        met.extend(data_without_sidecar(Path(target).parent))
+
+    def watched_unlink(path: Path, missing_ok: bool = False) -> None:
+        unlink(path, missing_ok)
+        met.extend(data_without_sidecar(path.parent))
+
+    monkeypatch.setattr(os, "replace", watched_replace)
+    monkeypatch.setattr(Path, "unlink", watched_unlink)
+    return met
+
+
+def test_no_writer_shows_data_before_its_sidecar_nor_clearing_after(tiny_bids, tmp_path, watched):
+    source = tiny_bids / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz"
+    out, entities = tmp_path / "out", parse_file_entities(str(source))
+    image = out / "sub-01" / "anat" / "sub-01_desc-preproc_FLAIR.nii.gz"
+    bids.write_nifti(image, nb.load(source), {"SkullStripped": False})
+    table = bids.write_tsv(
+        derivatives.path(out, "regions", entities, atlas="JHU", model="demo", method="lrpepsilon"),
+        pd.DataFrame({"region": ["a"]}),
+        columns={"region": "Atlas region"},
+    )
+    sink = DerivativesDataSink(
+        base_directory=str(out), source_file=str(source), in_file=str(source), kind="preproc",
+        meta_dict={"SkullStripped": True},
+    )  # fmt: skip
+    sunk = Path(sink.run(cwd=str(tmp_path)).outputs.out_file)
+    written = [image, table, sunk]
+    assert all(p.is_file() and bids.sidecar_path(p).is_file() for p in written)
+    removed = completion.clear(out, str(source))
+    assert set(removed) >= {*written, *map(bids.sidecar_path, written)}
+    assert watched == []
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

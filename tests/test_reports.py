@@ -15,6 +15,8 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nibabel as nb
+import numpy as np
 import pandas as pd
 import pytest
 from bids.layout import parse_file_entities
@@ -22,9 +24,16 @@ from group_cohort import plant_heatmaps, write_group_cohort
 
 from msxai_bids import bids, derivatives
 from msxai_bids.cli.run import main
+from msxai_bids.grid import CNN_GRID
 from msxai_bids.reports import figures
 from msxai_bids.reports.html import number
-from msxai_bids.reports.participant import ReportContext, write_participant_report
+from msxai_bids.reports.participant import (
+    ReportContext,
+    explained_heatmaps,
+    heatmap_scale,
+    heatmap_scales,
+    write_participant_report,
+)
 from msxai_bids.stages.report import ReportPlan, run_participant_reports
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -283,3 +292,32 @@ def test_the_reports_open_in_a_browser_without_errors_and_are_not_blank(reported
         pixels = matplotlib.image.imread(png)[..., :3]
         assert pixels.std() > 0.05  # text, tables and figures, not an empty page
         assert (pixels.reshape(-1, 3) < 0.5).all(axis=1).mean() > 0.01  # dark ink somewhere
+
+
+def test_a_heatmap_deleted_after_its_listing_is_left_out(tiny_bids, tmp_path, monkeypatch):
+    """Array tasks share OUT: sub-02's task may delete its heatmaps (to recompute them) while
+    sub-01's reads everyone's for the colour scales; sub-01's reports go on without them."""
+    out = tmp_path / "out"
+    flairs = bids.collect_images(bids.load_layout(tiny_bids, out))
+    for scale, flair in enumerate(flairs, start=1):
+        heatmap = np.full(CNN_GRID.shape, float(scale), np.float32)
+        path = derivatives.path(out, "heatmap", flair.entities, model="m", method="lrpepsilon")
+        bids.write_nifti(path, nb.Nifti1Image(heatmap, CNN_GRID.affine), {
+            "ModelName": "m", "Method": "lrp-epsilon",
+        })  # fmt: skip
+    listing = derivatives.Kind.glob
+
+    def listed_then_deleted(kind, output_dir, source=None, **values):
+        found = listing(kind, output_dir, source, **values)
+        for path in found:
+            if source and source["subject"] == "02":
+                path.unlink()
+                bids.sidecar_path(path).unlink()
+        return found
+
+    monkeypatch.setattr(derivatives.Kind, "glob", listed_then_deleted)
+    explained = explained_heatmaps(out, flairs)
+    assert [meta["ModelName"] for _, meta in explained] == ["m"]
+    assert heatmap_scales(out, flairs) == {("m", "lrp-epsilon"): 1.0}
+    gone = derivatives.path(out, "heatmap", flairs[1].entities, model="m", method="lrpepsilon")
+    assert heatmap_scale([gone, explained[0][0]]) == 1.0

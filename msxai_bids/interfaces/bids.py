@@ -65,10 +65,10 @@ class DerivativesDataSink(SimpleInterface):
         source = parse_file_entities(self.inputs.source_file)
         base = Path(self.inputs.base_directory)
         out_file = derivatives.path(base, self.inputs.kind, source)
-        atomic_write(out_file, lambda tmp: copy_as(self.inputs.in_file, tmp))
-        self._results["out_file"] = str(out_file)
         given = self.inputs.meta_dict if isdefined(self.inputs.meta_dict) else {}
-        if given or required_metadata(out_file):
+        if given or required_metadata(out_file):  # the sidecar first, as in bids.write_nifti
             meta = {"Sources": [raw_uri(self.inputs.source_file)], **given}
             self._results["out_meta"] = str(write_sidecar(out_file, meta))
+        atomic_write(out_file, lambda tmp: copy_as(self.inputs.in_file, tmp))
+        self._results["out_file"] = str(out_file)
         return runtime

@@ -49,20 +49,38 @@ def heatmap_scale(heatmaps: Sequence[Path]) -> float:
     """
     limits = []
     for path in heatmaps:
-        values = np.abs(np.asanyarray(nb.load(path).dataobj, np.float32))
+        try:
+            values = np.abs(np.asanyarray(nb.load(path).dataobj, np.float32))
+        except FileNotFoundError:  # deleted since listed: see explained_heatmaps
+            continue
         values = values[values > 0]
         if values.size:
             limits.append(np.percentile(values, 99.9))
     return float(np.median(limits)) if limits else 1.0
 
 
+def explained_heatmaps(output_dir: Path, flairs: Sequence[BIDSFile]) -> list[tuple[Path, dict]]:
+    """The heatmaps in OUT of ``flairs``, each with its sidecar's metadata.
+
+    SLURM array tasks share OUT, and one participant's task reads the others' heatmaps. A
+    heatmap its own task deletes (to recompute it) between the listing and the reading is left
+    out, as a listing a moment later would leave it.
+    """
+    found = []
+    for flair in flairs:
+        for path in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
+            try:
+                found.append((path, json.loads(bids.sidecar_path(path).read_text())))
+            except FileNotFoundError:
+                continue
+    return found
+
+
 def heatmap_scales(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[tuple[str, str], float]:
     """:func:`heatmap_scale` of every model and method, over all ``flairs`` explained in OUT."""
     grouped: dict[tuple[str, str], list[Path]] = {}
-    for flair in flairs:
-        for path in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
-            meta = json.loads(bids.sidecar_path(path).read_text())
-            grouped.setdefault((meta["ModelName"], meta["Method"]), []).append(path)
+    for path, meta in explained_heatmaps(output_dir, flairs):
+        grouped.setdefault((meta["ModelName"], meta["Method"]), []).append(path)
     return {key: heatmap_scale(paths) for key, paths in sorted(grouped.items())}
 
 
@@ -141,8 +159,7 @@ def prediction_sections(context: ReportContext, flair: BIDSFile) -> list[dict]:
     """Per model that explained this image: its decision and one section per method."""
     output_dir = context.output_dir
     by_model: dict[str, list] = {}
-    for heatmap in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
-        meta = json.loads(bids.sidecar_path(heatmap).read_text())
+    for heatmap, meta in explained_heatmaps(output_dir, [flair]):
         by_model.setdefault(meta["ModelName"], []).append((heatmap, meta))
     models = []
     for model, maps in sorted(by_model.items()):
