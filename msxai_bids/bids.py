@@ -207,6 +207,22 @@ def required_metadata(path: Path) -> dict[str, Any]:
     return {"Resolution": RESOLUTIONS[entities["res"]]}
 
 
+def with_sidecars(paths: Iterable[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Each data file of ``paths`` with its sidecar's metadata.
+
+    SLURM array tasks share OUT, and one participant's task reads the others' heatmaps. A file
+    its own task deletes (to recompute it) between the listing and the reading is left out, as
+    a listing a moment later would leave it.
+    """
+    found = []
+    for path in paths:
+        try:
+            found.append((path, json.loads(sidecar_path(path).read_text())))
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def write_sidecar(path: Path, metadata: Mapping[str, Any]) -> Path:
     """Write the JSON sidecar of data file ``path``: ``metadata`` plus the required fields."""
     return write_json(sidecar_path(path), {**metadata, **required_metadata(path)})

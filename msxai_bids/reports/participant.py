@@ -51,7 +51,7 @@ def heatmap_scale(heatmaps: Sequence[Path]) -> float:
     for path in heatmaps:
         try:
             values = np.abs(np.asanyarray(nb.load(path).dataobj, np.float32))
-        except FileNotFoundError:  # deleted since listed: see explained_heatmaps
+        except FileNotFoundError:  # deleted since listed: see bids.with_sidecars
             continue
         values = values[values > 0]
         if values.size:
@@ -60,20 +60,9 @@ def heatmap_scale(heatmaps: Sequence[Path]) -> float:
 
 
 def explained_heatmaps(output_dir: Path, flairs: Sequence[BIDSFile]) -> list[tuple[Path, dict]]:
-    """The heatmaps in OUT of ``flairs``, each with its sidecar's metadata.
-
-    SLURM array tasks share OUT, and one participant's task reads the others' heatmaps. A
-    heatmap its own task deletes (to recompute it) between the listing and the reading is left
-    out, as a listing a moment later would leave it.
-    """
-    found = []
-    for flair in flairs:
-        for path in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
-            try:
-                found.append((path, json.loads(bids.sidecar_path(path).read_text())))
-            except FileNotFoundError:
-                continue
-    return found
+    """The heatmaps in OUT of ``flairs``, each with its sidecar's metadata."""
+    kind = derivatives.KINDS["heatmap"]
+    return [pair for f in flairs for pair in bids.with_sidecars(kind.glob(output_dir, f.entities))]
 
 
 def heatmap_scales(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[tuple[str, str], float]:

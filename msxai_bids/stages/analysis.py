@@ -18,7 +18,6 @@ per-participant numbers to that table.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,8 +98,8 @@ def explained_images(
         subject = f"sub-{flair.entities['subject']}"
         if subject not in targets.index:
             continue
-        for heatmap in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
-            meta = json.loads(bids.sidecar_path(heatmap).read_text())
+        heatmaps = derivatives.KINDS["heatmap"].glob(output_dir, flair.entities)
+        for heatmap, meta in bids.with_sidecars(heatmaps):
             session = flair.entities.get("session")
             rows.append(
                 {
