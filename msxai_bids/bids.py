@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,19 +207,22 @@ def required_metadata(path: Path) -> dict[str, Any]:
     return {"Resolution": RESOLUTIONS[entities["res"]]}
 
 
-def with_sidecars(paths: Iterable[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    """Each data file of ``paths`` with its sidecar's metadata.
+def explained_heatmaps(
+    output_dir: Path, flairs: Sequence[BIDSFile]
+) -> list[tuple[Path, dict[str, Any]]]:
+    """The heatmaps in OUT of ``flairs``, each with its sidecar's metadata.
 
-    SLURM array tasks share OUT, and one participant's task reads the others' heatmaps. A file
-    its own task deletes (to recompute it) between the listing and the reading is left out, as
-    a listing a moment later would leave it.
+    SLURM array tasks share OUT, and one participant's task reads the others' heatmaps. A
+    heatmap its own task deletes (to recompute it) between the listing and the reading is left
+    out, as a listing a moment later would leave it.
     """
     found = []
-    for path in paths:
-        try:
-            found.append((path, json.loads(sidecar_path(path).read_text())))
-        except FileNotFoundError:
-            continue
+    for flair in flairs:
+        for path in derivatives.KINDS["heatmap"].glob(output_dir, flair.entities):
+            try:
+                found.append((path, json.loads(sidecar_path(path).read_text())))
+            except FileNotFoundError:
+                continue
     return found
 
 

@@ -29,7 +29,6 @@ from msxai_bids.reports import figures
 from msxai_bids.reports.html import number
 from msxai_bids.reports.participant import (
     ReportContext,
-    explained_heatmaps,
     heatmap_scale,
     heatmap_scales,
     write_participant_report,
@@ -316,7 +315,7 @@ def test_a_heatmap_deleted_after_its_listing_is_left_out(tiny_bids, tmp_path, mo
         return found
 
     monkeypatch.setattr(derivatives.Kind, "glob", listed_then_deleted)
-    explained = explained_heatmaps(out, flairs)
+    explained = bids.explained_heatmaps(out, flairs)
     assert [meta["ModelName"] for _, meta in explained] == ["m"]
     assert heatmap_scales(out, flairs) == {("m", "lrp-epsilon"): 1.0}
     gone = derivatives.path(out, "heatmap", flairs[1].entities, model="m", method="lrpepsilon")

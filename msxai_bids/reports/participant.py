@@ -51,7 +51,7 @@ def heatmap_scale(heatmaps: Sequence[Path]) -> float:
     for path in heatmaps:
         try:
             values = np.abs(np.asanyarray(nb.load(path).dataobj, np.float32))
-        except FileNotFoundError:  # deleted since listed: see bids.with_sidecars
+        except FileNotFoundError:  # deleted since listed: see bids.explained_heatmaps
             continue
         values = values[values > 0]
         if values.size:
@@ -59,16 +59,10 @@ def heatmap_scale(heatmaps: Sequence[Path]) -> float:
     return float(np.median(limits)) if limits else 1.0
 
 
-def explained_heatmaps(output_dir: Path, flairs: Sequence[BIDSFile]) -> list[tuple[Path, dict]]:
-    """The heatmaps in OUT of ``flairs``, each with its sidecar's metadata."""
-    kind = derivatives.KINDS["heatmap"]
-    return [pair for f in flairs for pair in bids.with_sidecars(kind.glob(output_dir, f.entities))]
-
-
 def heatmap_scales(output_dir: Path, flairs: Sequence[BIDSFile]) -> dict[tuple[str, str], float]:
     """:func:`heatmap_scale` of every model and method, over all ``flairs`` explained in OUT."""
     grouped: dict[tuple[str, str], list[Path]] = {}
-    for path, meta in explained_heatmaps(output_dir, flairs):
+    for path, meta in bids.explained_heatmaps(output_dir, flairs):
         grouped.setdefault((meta["ModelName"], meta["Method"]), []).append(path)
     return {key: heatmap_scale(paths) for key, paths in sorted(grouped.items())}
 
@@ -148,7 +142,7 @@ def prediction_sections(context: ReportContext, flair: BIDSFile) -> list[dict]:
     """Per model that explained this image: its decision and one section per method."""
     output_dir = context.output_dir
     by_model: dict[str, list] = {}
-    for heatmap, meta in explained_heatmaps(output_dir, [flair]):
+    for heatmap, meta in bids.explained_heatmaps(output_dir, [flair]):
         by_model.setdefault(meta["ModelName"], []).append((heatmap, meta))
     models = []
     for model, maps in sorted(by_model.items()):

@@ -98,8 +98,7 @@ def explained_images(
         subject = f"sub-{flair.entities['subject']}"
         if subject not in targets.index:
             continue
-        heatmaps = derivatives.KINDS["heatmap"].glob(output_dir, flair.entities)
-        for heatmap, meta in bids.with_sidecars(heatmaps):
+        for heatmap, meta in bids.explained_heatmaps(output_dir, [flair]):
             session = flair.entities.get("session")
             rows.append(
                 {

@@ -19,15 +19,10 @@ from pathlib import Path
 
 from bids.layout import BIDSFile
 
-from msxai_bids import completion, derivatives
+from msxai_bids import bids, completion, derivatives
 from msxai_bids.reports.citation import Methods, methods_text, write_citation
 from msxai_bids.reports.group import write_group_report
-from msxai_bids.reports.participant import (
-    ReportContext,
-    explained_heatmaps,
-    heatmap_scales,
-    write_participant_report,
-)
+from msxai_bids.reports.participant import ReportContext, heatmap_scales, write_participant_report
 
 LOGGER = logging.getLogger("msxai.reports")
 
@@ -58,7 +53,7 @@ def write_methods_text(output_dir: Path, flairs: Sequence[BIDSFile]) -> Methods:
     methods, models, atlases, lesion_fill = {}, set(), set(), False
     for flair in flairs:
         lesion_fill |= derivatives.find(output_dir, "lesionfilled", flair.entities) is not None
-        for _, meta in explained_heatmaps(output_dir, [flair]):
+        for _, meta in bids.explained_heatmaps(output_dir, [flair]):
             methods.setdefault(meta["Method"], meta)
             models.add(meta["ModelName"])
         for table in derivatives.KINDS["regions"].glob(output_dir, flair.entities):
